@@ -1,0 +1,176 @@
+//! The SQLite database: opening it with the pragmas latchkey relies on, the
+//! connection pool, the schema and its migrations, and the write-transaction
+//! helper. One submodule per table, one function per statement.
+
+pub mod refresh_tokens;
+pub mod sessions;
+pub mod signing_keys;
+pub mod users;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+const SCHEMA: &str = include_str!("../../schema.sql");
+
+/// The `PRAGMA user_version` that `schema.sql` describes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
+/// Empty while version 1 is the only one that has been released.
+const MIGRATIONS: &[&str] = &[];
+
+/// Why the database could not be used.
+#[derive(Debug)]
+pub enum OpenError {
+    Io(std::io::Error),
+    Sqlite(rusqlite::Error),
+    Pool(r2d2::Error),
+    TooNew(i64),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Io(e) => write!(f, "{e}"),
+            OpenError::Sqlite(e) => write!(f, "{e}"),
+            OpenError::Pool(e) => write!(f, "{e}"),
+            OpenError::TooNew(v) => write!(
+                f,
+                "the database has schema version {v}, newer than this latchkey understands ({SCHEMA_VERSION}); upgrade latchkey"
+            ),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpenError::Sqlite(e)
+    }
+}
+
+/// Creates the file readable by its owner only (it holds password hashes and
+/// the private signing keys), then opens a pool of `size` connections.
+pub fn open(path: &Path, size: u32) -> Result<Pool, OpenError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(OpenError::Io)?;
+    let manager = SqliteConnectionManager::file(path).with_init(configure);
+    r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        // The pool is sized to the workers, so a checkout waits only when
+        // a step-aside worker holds a connection; don't wait forever.
+        .connection_timeout(Duration::from_secs(10))
+        .test_on_check_out(false)
+        .build(manager)
+        .map_err(OpenError::Pool)
+}
+
+/// Pragmas for every connection. WAL lets readers run beside the one writer;
+/// `synchronous=FULL` makes an answered signup or logout survive power loss.
+fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )
+}
+
+/// Brings the schema to `SCHEMA_VERSION` in one transaction; refuses a newer one.
+pub fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    match version {
+        0 => tx.execute_batch(SCHEMA)?,
+        v if v > SCHEMA_VERSION => return Err(OpenError::TooNew(v)),
+        v => {
+            for step in &MIGRATIONS[(v - 1) as usize..] {
+                tx.execute_batch(step)?;
+            }
+        }
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction (taking the write lock up front,
+/// so two writers never deadlock upgrading from read locks): commit on `Ok`,
+/// roll back on `Err`. Nothing slow (hashing) belongs inside.
+pub fn write<T, E>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<rusqlite::Error>,
+{
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// Whether `e` is a UNIQUE constraint violation.
+pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// An in-memory database with the schema, for unit tests of `db::*`.
+#[cfg(test)]
+pub fn test_connection() -> Connection {
+    let mut conn = Connection::open_in_memory().unwrap();
+    configure(&mut conn).unwrap();
+    migrate(&mut conn).unwrap();
+    conn
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrate_is_idempotent_and_sets_the_version() {
+        let mut conn = test_connection();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = test_connection();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(matches!(migrate(&mut conn), Err(OpenError::TooNew(_))));
+    }
+
+    #[test]
+    fn foreign_keys_are_enforced() {
+        let conn = test_connection();
+        let err = conn
+            .execute(
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
+                 VALUES ('s', 'nobody', 0, 0, 0)",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    }
+}

@@ -1,0 +1,103 @@
+//! The `sessions` table: one row per login.
+
+use rusqlite::{Connection, params};
+
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub user_agent: Option<&'a str>,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+pub fn insert(conn: &Connection, s: &NewSession<'_>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sessions (id, user_id, user_agent, created_at, last_used_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+    )?
+    .execute(params![s.id, s.user_id, s.user_agent, s.now, s.expires_at])?;
+    Ok(())
+}
+
+/// Whether session `id` of `user_id` still exists: the check that makes
+/// latchkey refuse the access tokens of an ended session (ASVS 7.4.1).
+pub fn is_live(conn: &Connection, id: &str, user_id: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND user_id = ?2")?
+        .exists(params![id, user_id])
+}
+
+/// Ends one session; its refresh tokens go with it (ON DELETE CASCADE).
+pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM sessions WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}
+
+/// Ends the session that refresh token `hash` belongs to, if any.
+pub fn delete_by_refresh_token(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM sessions WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = ?1)",
+        )?
+        .execute([&hash[..]])?
+        > 0)
+}
+
+/// Ends every session of a user; returns how many.
+pub fn delete_all_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
+        .execute([user_id])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::test_connection;
+
+    fn setup() -> Connection {
+        let conn = test_connection();
+        conn.execute_batch(
+            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
+             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0),
+                    ('u2', 'b@x.io', 'b@x.io', 'h', 'Bob', 0, 0);",
+        )
+        .unwrap();
+        for (id, user) in [("s1", "u1"), ("s2", "u1"), ("s3", "u2")] {
+            let s = NewSession {
+                id,
+                user_id: user,
+                user_agent: Some("curl"),
+                now: 1,
+                expires_at: 9,
+            };
+            insert(&conn, &s).unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn a_session_is_live_only_for_its_own_user() {
+        let conn = setup();
+        assert!(is_live(&conn, "s1", "u1").unwrap());
+        assert!(!is_live(&conn, "s1", "u2").unwrap());
+        assert!(delete(&conn, "s1").unwrap());
+        assert!(!is_live(&conn, "s1", "u1").unwrap());
+        assert!(!delete(&conn, "s1").unwrap());
+    }
+
+    #[test]
+    fn ending_all_sessions_spares_other_users() {
+        let conn = setup();
+        assert_eq!(delete_all_of_user(&conn, "u1").unwrap(), 2);
+        assert!(is_live(&conn, "s3", "u2").unwrap());
+    }
+
+    #[test]
+    fn deleting_a_user_ends_their_sessions() {
+        let conn = setup();
+        conn.execute("DELETE FROM users WHERE id = 'u1'", [])
+            .unwrap();
+        assert!(!is_live(&conn, "s2", "u1").unwrap());
+    }
+}

@@ -1,0 +1,189 @@
+//! The `users` table.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub name: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The name fields, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Names {
+    pub name: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// The email is already registered (a UNIQUE violation on `email_key`).
+#[derive(Debug)]
+pub struct EmailTaken;
+
+const COLUMNS: &str =
+    "id, email, password_hash, name, first_name, last_name, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        password_hash: r.get(2)?,
+        name: r.get(3)?,
+        first_name: r.get(4)?,
+        last_name: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}
+
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+    pub email_key: &'a str,
+    pub password_hash: &'a str,
+    pub names: &'a Names,
+    pub now: i64,
+}
+
+pub fn insert(conn: &Connection, u: &NewUser<'_>) -> rusqlite::Result<Result<(), EmailTaken>> {
+    let result = conn
+        .prepare_cached(
+            "INSERT INTO users (id, email, email_key, password_hash, name, first_name,
+                                last_name, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        )?
+        .execute(params![
+            u.id,
+            u.email,
+            u.email_key,
+            u.password_hash,
+            u.names.name,
+            u.names.first_name,
+            u.names.last_name,
+            u.now
+        ]);
+    match result {
+        Ok(_) => Ok(Ok(())),
+        Err(e) if super::is_unique_violation(&e) => Ok(Err(EmailTaken)),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn find_by_email_key(conn: &Connection, key: &str) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE email_key = ?1"))?
+        .query_row([key], from_row)
+        .optional()
+}
+
+pub fn find(conn: &Connection, id: &str) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()
+}
+
+pub fn update_names(conn: &Connection, id: &str, names: &Names, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE users SET name = ?2, first_name = ?3, last_name = ?4, updated_at = ?5
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        names.name,
+        names.first_name,
+        names.last_name,
+        now
+    ])?;
+    Ok(())
+}
+
+pub fn update_email(
+    conn: &Connection,
+    id: &str,
+    email: &str,
+    email_key: &str,
+    now: i64,
+) -> rusqlite::Result<Result<(), EmailTaken>> {
+    let result = conn
+        .prepare_cached(
+            "UPDATE users SET email = ?2, email_key = ?3, updated_at = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, email, email_key, now]);
+    match result {
+        Ok(_) => Ok(Ok(())),
+        Err(e) if super::is_unique_violation(&e) => Ok(Err(EmailTaken)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces the stored hash (a rehash at new parameters; not a password change).
+pub fn update_password_hash(conn: &Connection, id: &str, hash: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+        .execute(params![id, hash])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::test_connection;
+
+    pub fn add(conn: &Connection, id: &str, key: &str) -> Result<(), EmailTaken> {
+        let names = Names {
+            name: "Ada Lovelace".into(),
+            first_name: Some("Ada".into()),
+            last_name: None,
+        };
+        insert(
+            conn,
+            &NewUser {
+                id,
+                email: key,
+                email_key: key,
+                password_hash: "$argon2id$x",
+                names: &names,
+                now: 7,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn insert_then_find_by_id_and_email() {
+        let conn = test_connection();
+        add(&conn, "u1", "ada@example.com").unwrap();
+        let u = find(&conn, "u1").unwrap().unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.created_at, u.updated_at),
+            ("Ada Lovelace", 7, 7)
+        );
+        assert_eq!(u.first_name.as_deref(), Some("Ada"));
+        assert!(u.last_name.is_none());
+        assert_eq!(
+            find_by_email_key(&conn, "ada@example.com")
+                .unwrap()
+                .unwrap()
+                .id,
+            "u1"
+        );
+        assert!(find(&conn, "u2").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_taken_email_is_a_value_not_an_error() {
+        let conn = test_connection();
+        add(&conn, "u1", "ada@example.com").unwrap();
+        assert!(add(&conn, "u2", "ada@example.com").is_err());
+        add(&conn, "u3", "bob@example.com").unwrap();
+        assert!(
+            update_email(&conn, "u3", "ada@example.com", "ada@example.com", 9)
+                .unwrap()
+                .is_err()
+        );
+    }
+}

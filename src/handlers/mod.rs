@@ -1,0 +1,39 @@
+//! Request handlers, one module per part of the contract. Each reads top to
+//! bottom: parse → validate → authorize → call `db::` → respond with a typed
+//! view. No SQL here, and nothing of rouille below this layer.
+
+pub mod ops;
+pub mod profile;
+pub mod session;
+
+use crate::clock;
+use crate::db::users::User;
+use serde::Serialize;
+
+/// USER in the contract. Never the password hash.
+#[derive(Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub image_url: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> UserView {
+        UserView {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            image_url: None,
+            created_at: clock::rfc3339(u.created_at),
+            updated_at: clock::rfc3339(u.updated_at),
+        }
+    }
+}

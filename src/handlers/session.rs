@@ -1,0 +1,278 @@
+//! Users and sessions: sign up, log in, refresh, log out, log out everywhere.
+
+use crate::app::App;
+use crate::auth;
+use crate::clock;
+use crate::db::{self, refresh_tokens, sessions, users};
+use crate::error::{ApiError, FieldErrors};
+use crate::handlers::UserView;
+use crate::http;
+use crate::ids::{self, Secret};
+use crate::password::Overloaded;
+use crate::validate;
+use rouille::{Request, Response};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+pub struct SignUpRequest {
+    email: Option<String>,
+    password: Option<String>,
+    name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SignUpResponse {
+    user: UserView,
+}
+
+impl From<Overloaded> for ApiError {
+    fn from(_: Overloaded) -> ApiError {
+        ApiError::Overloaded
+    }
+}
+
+/// `POST /signup/`, `POST /api/auth/register`: a new account, no tokens.
+pub fn sign_up(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let body: SignUpRequest = http::json(request)?;
+    let mut fields = FieldErrors::new();
+    let email = required(&mut fields, "email", body.email.as_deref(), validate::email);
+    let password = required(&mut fields, "password", body.password.as_deref(), |p| {
+        validate::new_password(p).map(|()| p.to_string())
+    });
+    let names = names(&mut fields, body.name, body.first_name, body.last_name);
+    let (Some(email), Some(password), Some(names), true) =
+        (email, password, names, fields.is_empty())
+    else {
+        return Err(ApiError::Validation(fields));
+    };
+    // 409 is the contract's answer anyway, so checking first reveals nothing
+    // and saves an argon2 run; the UNIQUE index still decides under races.
+    if users::find_by_email_key(&*app.conn()?, &email.key)?.is_some() {
+        return Err(ApiError::EmailExists);
+    }
+    let hash = app.hasher.hash(&password)?;
+    let id = ids::uuid();
+    let now = clock::now();
+    let new = users::NewUser {
+        id: &id,
+        email: &email.address,
+        email_key: &email.key,
+        password_hash: &hash,
+        names: &names,
+        now,
+    };
+    db::write(&mut *app.conn()?, |tx| users::insert(tx, &new))?
+        .map_err(|_| ApiError::EmailExists)?;
+    let user =
+        users::find(&*app.conn()?, &id)?.ok_or_else(|| ApiError::internal("new user vanished"))?;
+    Ok(http::json_response(
+        201,
+        &SignUpResponse { user: user.into() },
+    ))
+}
+
+/// Runs `rule` on a present field, or records that it is required.
+fn required<T>(
+    fields: &mut FieldErrors,
+    name: &'static str,
+    value: Option<&str>,
+    rule: impl FnOnce(&str) -> Result<T, &'static str>,
+) -> Option<T> {
+    let Some(value) = value else {
+        fields.insert(name, "is required");
+        return None;
+    };
+    rule(value)
+        .map_err(|problem| fields.insert(name, problem))
+        .ok()
+}
+
+/// The name fields of a sign-up: `name`, or `first_name` and `last_name`, or
+/// all three; `name` defaults to "first last".
+fn names(
+    fields: &mut FieldErrors,
+    name: Option<String>,
+    first: Option<String>,
+    last: Option<String>,
+) -> Option<users::Names> {
+    let mut check =
+        |field, value: Option<String>, rule: fn(&str) -> Result<String, &'static str>| {
+            value.and_then(|v| {
+                rule(&v)
+                    .map_err(|problem| fields.insert(field, problem))
+                    .ok()
+            })
+        };
+    let (given_name, given_first, given_last) = (name.is_some(), first.is_some(), last.is_some());
+    let first_name = check("first_name", first, validate::name_part);
+    let last_name = check("last_name", last, validate::name_part);
+    let name = check("name", name, validate::full_name);
+    if !given_name {
+        if !given_first {
+            fields.insert("first_name", "is required when name is not given");
+        }
+        if !given_last {
+            fields.insert("last_name", "is required when name is not given");
+        }
+    }
+    let name = match (name, &first_name, &last_name) {
+        (Some(name), _, _) => name,
+        (None, Some(f), Some(l)) if !given_name => validate::full_name(&format!("{f} {l}"))
+            .map_err(|p| fields.insert("name", p))
+            .ok()?,
+        _ => return None,
+    };
+    Some(users::Names {
+        name,
+        first_name,
+        last_name,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LogInRequest {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LogInResponse {
+    access_token: String,
+    refresh_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_expires_in: u64,
+    session_id: String,
+    user: UserView,
+}
+
+/// `POST /login/`, `POST /api/auth/login`: opens a session.
+pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let body: LogInRequest = http::json(request)?;
+    let mut fields = FieldErrors::new();
+    let email = required(&mut fields, "email", body.email.as_deref(), |e| {
+        Ok(e.to_string())
+    });
+    let password = required(&mut fields, "password", body.password.as_deref(), |p| {
+        Ok(p.to_string())
+    });
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(ApiError::Validation(fields));
+    };
+    // An address that isn't valid can't belong to anyone, but it still costs a
+    // (dummy) verification, so timing never tells which emails exist.
+    let user = match validate::email(&email) {
+        Ok(email) => users::find_by_email_key(&*app.conn()?, &email.key)?,
+        Err(_) => None,
+    };
+    let verdict = app
+        .hasher
+        .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))?;
+    let Some(user) = user.filter(|_| verdict.ok) else {
+        return Err(ApiError::InvalidCredentials);
+    };
+    // New parameters take effect at the next successful login (OWASP); a busy
+    // hasher just postpones that.
+    let rehash = if verdict.needs_rehash {
+        app.hasher.hash(&password).ok()
+    } else {
+        None
+    };
+
+    let now = clock::now();
+    let session_id = ids::uuid();
+    let refresh = Secret::generate();
+    let refresh_ttl = app.config.refresh_ttl as i64;
+    let user_agent = http::user_agent(request);
+    db::write(&mut *app.conn()?, |tx| {
+        let session = sessions::NewSession {
+            id: &session_id,
+            user_id: &user.id,
+            user_agent: user_agent.as_deref(),
+            now,
+            expires_at: now + refresh_ttl,
+        };
+        sessions::insert(tx, &session)?;
+        refresh_tokens::insert(tx, &refresh.hash(), &session_id, now, now + refresh_ttl)?;
+        if let Some(hash) = &rehash {
+            users::update_password_hash(tx, &user.id, hash)?;
+        }
+        Ok::<_, ApiError>(())
+    })?;
+    let access_token = auth::access_token(app, &user.id, &session_id);
+    Ok(http::token_response(
+        200,
+        &LogInResponse {
+            access_token,
+            refresh_token: refresh.expose().to_string(),
+            token_type: "Bearer",
+            expires_in: app.config.access_ttl,
+            refresh_expires_in: app.config.refresh_ttl,
+            session_id,
+            user: user.into(),
+        },
+    ))
+}
+
+/// A refresh token in a body: `refresh_token`, or `refresh` as some clients send.
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: Option<String>,
+    refresh: Option<String>,
+}
+
+impl RefreshRequest {
+    fn token(self) -> Result<Secret, ApiError> {
+        self.refresh_token
+            .or(self.refresh)
+            .map(Secret::from_presented)
+            .ok_or_else(|| ApiError::field("refresh_token", "is required"))
+    }
+}
+
+#[derive(Serialize)]
+struct RefreshResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+/// `POST /refresh/`, `POST /api/auth/refresh`: a new access token for the
+/// session. In the default mode the refresh token stays valid, and this path
+/// only reads the database.
+pub fn refresh(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let token = http::json::<RefreshRequest>(request)?.token()?;
+    let found = refresh_tokens::find(&*app.conn()?, &token.hash())?
+        .filter(|t| t.expires_at > clock::now())
+        .ok_or(ApiError::InvalidRefreshToken)?;
+    let access_token = auth::access_token(app, &found.user_id, &found.session_id);
+    Ok(http::token_response(
+        200,
+        &RefreshResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: app.config.access_ttl,
+        },
+    ))
+}
+
+/// `POST /logout/`, `POST /api/auth/logout`: ends the token's session. An
+/// unknown token gets the same 204, so the answer reveals nothing.
+pub fn log_out(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let token = http::json::<RefreshRequest>(request)?.token()?;
+    db::write(&mut *app.conn()?, |tx| {
+        sessions::delete_by_refresh_token(tx, &token.hash())
+    })?;
+    Ok(http::no_content())
+}
+
+/// `POST /logout/all/`: ends every session of the caller.
+pub fn log_out_all(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let caller = auth::caller(app, request)?;
+    db::write(&mut *app.conn()?, |tx| {
+        sessions::delete_all_of_user(tx, &caller.user_id)
+    })?;
+    Ok(http::no_content())
+}

@@ -1,0 +1,113 @@
+//! `latchkey serve`: open the database, load the keys, bind, announce
+//! `listening on ADDR`, serve until SIGTERM or SIGINT, then drain and close.
+
+use crate::app::{self, App};
+use crate::config::Config;
+use crate::db;
+use crate::error::ApiError;
+use crate::http1::{self, Refusal, Stopper};
+use crate::jwt;
+use crate::password::Hasher;
+use crate::router;
+use crate::workers::Workers;
+use rouille::{Request, Response};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Largest request body the connection layer reads. JSON routes refuse much
+/// less (`http::JSON_LIMIT`); this leaves room for a picture upload.
+fn max_body_bytes(config: &Config) -> usize {
+    config.max_image_bytes + 64 * 1024
+}
+
+/// Hashes waiting beyond the ones running: enough for a login burst from a
+/// few dozen clients, short enough that a flood gets a fast 503.
+const HASH_QUEUE_PER_CORE: usize = 8;
+
+/// Runs the service until a stop signal; `Ok` means a clean stop.
+pub fn run(config: Config) -> Result<(), String> {
+    let started = Instant::now();
+    jwt::install_provider();
+    let pool = db::open(&config.db, config.threads as u32)
+        .map_err(|e| format!("opening {}: {e}", config.db.display()))?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| format!("opening {}: {e}", config.db.display()))?;
+    db::migrate(&mut conn).map_err(|e| format!("{}: {e}", config.db.display()))?;
+    let keys = app::load_key_ring(&mut conn).map_err(|e| e.to_string())?;
+    drop(conn);
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hasher = Hasher::new(cores, cores * HASH_QUEUE_PER_CORE);
+    // Requests waiting on the hasher step aside from their worker slot; one
+    // spare thread per hashing place keeps `threads` slots for everyone else.
+    let workers = Workers::new(config.threads, cores + cores * HASH_QUEUE_PER_CORE);
+    let options = http1::Options {
+        idle_timeout: config.idle_timeout,
+        request_timeout: config.request_timeout,
+        max_connections: config.max_connections,
+        max_body_bytes: max_body_bytes(&config),
+    };
+    let listener =
+        TcpListener::bind(config.listen).map_err(|e| format!("--listen {}: {e}", config.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let stopper = Stopper::new(&listener).map_err(|e| e.to_string())?;
+    let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|e| e.to_string())?;
+    let app = Arc::new(App::new(config, pool, hasher, keys));
+
+    let watcher = {
+        let stopper = stopper.clone();
+        let handle = signals.handle();
+        let thread = std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                log::info!("signal {signal}: stopping");
+                stopper.stop();
+            }
+        });
+        (thread, handle)
+    };
+
+    println!("listening on {address}");
+    let _ = std::io::stdout().flush();
+    log::info!(
+        "latchkey {} serving {} with {} workers (ready in {} ms)",
+        env!("CARGO_PKG_VERSION"),
+        app.config.db.display(),
+        app.config.threads,
+        started.elapsed().as_millis()
+    );
+
+    let service = Arc::new(Service(app.clone()));
+    let served = http1::serve(listener, options, workers.clone(), service, stopper);
+    workers.shutdown();
+    watcher.1.close();
+    let _ = watcher.0.join();
+    served.map_err(|e| format!("serving: {e}"))?;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// The router, as the connection layer sees it.
+struct Service(Arc<App>);
+
+impl http1::Service for Service {
+    fn handle(&self, request: &Request) -> Response {
+        router::handle(&self.0, request)
+    }
+
+    fn refuse(&self, refusal: Refusal) -> Response {
+        let error = match refusal {
+            Refusal::BadRequest => ApiError::BadRequest,
+            Refusal::HeadersTooLarge => ApiError::HeadersTooLarge,
+            Refusal::PayloadTooLarge => ApiError::PayloadTooLarge,
+            Refusal::RequestTimeout => ApiError::RequestTimeout,
+            Refusal::Overloaded => ApiError::Overloaded,
+        };
+        log::info!(target: "latchkey::access", "- - {} refused by the connection layer", error.status());
+        router::error_response(&self.0, &error)
+    }
+}

@@ -1,61 +1,119 @@
 //! Who is calling: the bearer token checked against the signing keys, and
-//! against the database so that ended sessions are refused at once. Also the
-//! minting of access tokens, so both directions of a token live together.
+//! against the database so that ended sessions and revoked private tokens are
+//! refused at once. Also the minting of both JWT kinds, so the two directions
+//! of a token live together.
 
+use crate::activity::Kind;
 use crate::app::App;
 use crate::clock;
-use crate::db;
+use crate::db::{private_tokens, sessions};
 use crate::error::ApiError;
 use crate::http;
 use crate::ids;
 use crate::tokens::{self, Claims, TokenError, TokenKind};
 use rouille::Request;
 
+/// How the caller authenticated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Credential {
+    /// A login access token of this session.
+    Session(String),
+    /// This private token.
+    PrivateToken(String),
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: String,
-    /// The login session of an access token.
-    pub session_id: String,
+    pub credential: Credential,
 }
 
-/// Authenticates the request's bearer access token.
+impl Caller {
+    /// The session of a login access token; a private token may not manage
+    /// sessions, tokens, the password, the email or the account (403).
+    pub fn session(&self) -> Result<&str, ApiError> {
+        match &self.credential {
+            Credential::Session(id) => Ok(id),
+            Credential::PrivateToken(_) => Err(ApiError::PermissionDenied),
+        }
+    }
+}
+
+/// Authenticates the request's bearer token: an access token or a private token.
 pub fn caller(app: &App, request: &Request) -> Result<Caller, ApiError> {
     let token = http::bearer(request)?;
+    let now = clock::now();
     let (kind, claims) =
-        tokens::verify(&app.keys(), &app.expect, token, clock::now()).map_err(|e| match e {
+        tokens::verify(&app.keys(), &app.expect, token, now).map_err(|e| match e {
             TokenError::Invalid => ApiError::TokenNotValid,
             TokenError::Expired => ApiError::TokenExpired,
         })?;
-    match kind {
+    let conn = app.conn()?;
+    // One indexed read each, no write: the session (and so the user) still
+    // exists; the private token has not been revoked.
+    let credential = match kind {
         TokenKind::Access => {
             let session_id = claims.sid.ok_or(ApiError::TokenNotValid)?;
-            // Verified without a write: one indexed read says the session
-            // (and so the user) still exists.
-            if !db::sessions::is_live(&*app.conn()?, &session_id, &claims.sub)? {
+            if !sessions::is_live(&conn, &session_id, &claims.sub)? {
                 return Err(ApiError::TokenNotValid);
             }
-            Ok(Caller {
-                user_id: claims.sub,
-                session_id,
-            })
+            app.activity.record(Kind::Session, &session_id, now);
+            Credential::Session(session_id)
         }
-        // Private tokens are not issued yet; none can be valid here.
-        TokenKind::Private => Err(ApiError::TokenNotValid),
+        TokenKind::Private => {
+            if private_tokens::find_of_user(&conn, &claims.jti, &claims.sub)?.is_none() {
+                return Err(ApiError::TokenNotValid);
+            }
+            app.activity.record(Kind::PrivateToken, &claims.jti, now);
+            Credential::PrivateToken(claims.jti)
+        }
+    };
+    Ok(Caller {
+        user_id: claims.sub,
+        credential,
+    })
+}
+
+/// Authenticates a caller that must hold a login access token.
+pub fn session_caller(app: &App, request: &Request) -> Result<(Caller, String), ApiError> {
+    let caller = caller(app, request)?;
+    let session = caller.session()?.to_string();
+    Ok((caller, session))
+}
+
+fn claims(app: &App, user_id: &str, jti: String, now: i64, exp: i64, sid: Option<&str>) -> Claims {
+    Claims {
+        iss: app.config.issuer.clone(),
+        sub: user_id.to_string(),
+        aud: app.config.audience.clone(),
+        iat: now,
+        exp,
+        jti,
+        sid: sid.map(str::to_string),
     }
 }
 
 /// A new access token for `user_id` in session `session_id` (RFC 9068 claims).
 pub fn access_token(app: &App, user_id: &str, session_id: &str) -> String {
     let now = clock::now();
-    let claims = Claims {
-        iss: app.config.issuer.clone(),
-        sub: user_id.to_string(),
-        aud: app.config.audience.clone(),
-        iat: now,
-        exp: now + app.config.access_ttl as i64,
-        jti: ids::uuid(),
-        sid: Some(session_id.to_string()),
-    };
+    let exp = now + app.config.access_ttl as i64;
+    let claims = claims(app, user_id, ids::uuid(), now, exp, Some(session_id));
     tokens::sign(&app.keys(), TokenKind::Access, &claims)
+}
+
+/// A private token (`typ: pt+jwt`, `jti` = its id) and the kid that signed it.
+pub fn private_token(
+    app: &App,
+    user_id: &str,
+    id: &str,
+    now: i64,
+    expires_at: i64,
+) -> (String, String) {
+    let keys = app.keys();
+    let claims = claims(app, user_id, id.to_string(), now, expires_at, None);
+    (
+        tokens::sign(&keys, TokenKind::Private, &claims),
+        keys.active().kid.clone(),
+    )
 }

@@ -4,8 +4,11 @@
 
 #![forbid(unsafe_code)]
 
+mod activity;
+mod admin;
 mod app;
 mod auth;
+mod background;
 mod cli;
 mod clock;
 mod config;
@@ -17,6 +20,7 @@ mod http1;
 mod ids;
 mod jwt;
 mod keys;
+mod keystore;
 mod password;
 mod router;
 mod server;
@@ -53,11 +57,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        Command::Migrate(raw) => admin_migrate(&config::db_path(&raw)),
-        Command::KeysList(raw) | Command::KeysRotate(raw) => {
-            let _ = raw;
-            Err("the keys commands are not available yet".to_string())
-        }
+        Command::Migrate(raw) => admin::migrate(&config::db_path(&raw)),
+        Command::KeysList(raw) => admin::keys_list(&config::db_path(&raw)),
+        Command::KeysRotate(raw) => admin::keys_rotate(&config::db_path(&raw)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,14 +68,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// `latchkey migrate`: create or upgrade the schema and the first key.
-fn admin_migrate(path: &std::path::Path) -> Result<(), String> {
-    let pool = db::open(path, 1).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    db::migrate(&mut conn).map_err(|e| e.to_string())?;
-    app::load_key_ring(&mut conn).map_err(|e| e.to_string())?;
-    println!("{}: schema version {}", path.display(), db::SCHEMA_VERSION);
-    Ok(())
 }

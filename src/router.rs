@@ -4,8 +4,9 @@
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::handlers::{ops, profile, session};
+use crate::handlers::{ops, profile, session, tokens};
 use crate::http;
+use crate::ids;
 use rouille::{Request, Response};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
@@ -18,6 +19,14 @@ pub enum Route {
     Refresh,
     LogOut,
     LogOutAll,
+    ListSessions,
+    DeleteSession,
+    Revoke,
+    ListTokens,
+    CreateToken,
+    GetToken,
+    DeleteToken,
+    RotateToken,
     GetProfile,
     UpdateProfile,
     Jwks,
@@ -33,6 +42,14 @@ impl Route {
             Route::Refresh => "refresh",
             Route::LogOut => "log_out",
             Route::LogOutAll => "log_out_all",
+            Route::ListSessions => "list_sessions",
+            Route::DeleteSession => "delete_session",
+            Route::Revoke => "revoke",
+            Route::ListTokens => "list_tokens",
+            Route::CreateToken => "create_token",
+            Route::GetToken => "get_token",
+            Route::DeleteToken => "delete_token",
+            Route::RotateToken => "rotate_token",
             Route::GetProfile => "get_profile",
             Route::UpdateProfile => "update_profile",
             Route::Jwks => "jwks",
@@ -73,6 +90,24 @@ const TABLE: &[Entry] = &[
     entry("/api/auth/logout", POST, &[("POST", Route::LogOut)]),
     entry("/logout/all", POST, &[("POST", Route::LogOutAll)]),
     entry("/api/auth/logout/all", POST, &[("POST", Route::LogOutAll)]),
+    entry("/sessions", &["GET"], &[("GET", Route::ListSessions)]),
+    entry(
+        "/sessions/{id}",
+        &["DELETE"],
+        &[("DELETE", Route::DeleteSession)],
+    ),
+    entry("/revoke", POST, &[("POST", Route::Revoke)]),
+    entry(
+        "/tokens",
+        &["GET", "POST"],
+        &[("GET", Route::ListTokens), ("POST", Route::CreateToken)],
+    ),
+    entry(
+        "/tokens/{id}",
+        &["GET", "DELETE"],
+        &[("GET", Route::GetToken), ("DELETE", Route::DeleteToken)],
+    ),
+    entry("/tokens/{id}/rotate", POST, &[("POST", Route::RotateToken)]),
     entry(
         "/profile",
         &["GET", "PUT", "PATCH"],
@@ -86,31 +121,66 @@ const TABLE: &[Entry] = &[
     entry("/healthz", &["GET"], &[("GET", Route::Healthz)]),
 ];
 
-/// `(method, path)` → the route; 404 for an unknown path, 405 for a known
-/// path with another method. The query string is not part of `path`.
-pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
+/// A resolved request: the route and the id in its path, if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    pub route: Route,
+    pub id: Option<String>,
+}
+
+/// `(method, path)` → the route; 404 for an unknown path (or an `{id}` that
+/// is not a UUID), 405 for a known path with another method. The query
+/// string is not part of `path`.
+pub fn resolve(method: &str, path: &str) -> Result<Matched, ApiError> {
     // HEAD is GET without the body, which the connection layer leaves out.
     let method = if method == "HEAD" { "GET" } else { method };
     let trimmed = path.strip_suffix('/').unwrap_or(path);
-    let entry = TABLE
+    let (entry, id) = TABLE
         .iter()
-        .find(|e| e.path == trimmed)
+        .find_map(|e| matches(e.path, trimmed).map(|id| (e, id)))
         .ok_or(ApiError::NotFound)?;
     entry
         .routes
         .iter()
         .find(|(m, _)| *m == method)
-        .map(|(_, route)| *route)
+        .map(|(_, route)| Matched {
+            route: *route,
+            id: id.map(str::to_string),
+        })
         .ok_or(ApiError::MethodNotAllowed(entry.allow))
 }
 
-fn dispatch(app: &App, route: Route, request: &Request) -> Result<Response, ApiError> {
-    match route {
+/// Whether `path` fits `pattern`; `Some(Some(id))` when the pattern has `{id}`.
+fn matches<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
+    let mut id = None;
+    let mut segments = path.split('/');
+    for want in pattern.split('/') {
+        let got = segments.next()?;
+        if want == "{id}" && ids::is_uuid(got) {
+            id = Some(got);
+        } else if want != got {
+            return None;
+        }
+    }
+    segments.next().is_none().then_some(id)
+}
+
+fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response, ApiError> {
+    let id = matched.id.as_deref().unwrap_or_default();
+    match matched.route {
         Route::SignUp => session::sign_up(app, request),
         Route::LogIn => session::log_in(app, request),
         Route::Refresh => session::refresh(app, request),
         Route::LogOut => session::log_out(app, request),
         Route::LogOutAll => session::log_out_all(app, request),
+        Route::ListSessions => session::list_sessions(app, request),
+        Route::DeleteSession => session::delete_session(app, request, id),
+        Route::Revoke => session::revoke(app, request),
+        Route::ListTokens => tokens::list_tokens(app, request),
+        Route::CreateToken => tokens::create_token(app, request),
+        Route::GetToken => tokens::get_token(app, request, id),
+        Route::DeleteToken => tokens::delete_token(app, request, id),
+        Route::RotateToken => tokens::rotate_token(app, request, id),
         Route::GetProfile => profile::get_profile(app, request),
         Route::UpdateProfile => profile::update_profile(app, request),
         Route::Jwks => ops::jwks(app, request),
@@ -122,10 +192,10 @@ fn dispatch(app: &App, route: Route, request: &Request) -> Result<Response, ApiE
 /// error into its JSON response, add the default headers, log one line.
 pub fn handle(app: &App, request: &Request) -> Response {
     let started = Instant::now();
-    let route = resolve(request.method(), &request.url());
-    let name = route.as_ref().map_or("-", |r| r.name());
-    let outcome = route.and_then(|route| {
-        catch_unwind(AssertUnwindSafe(|| dispatch(app, route, request)))
+    let matched = resolve(request.method(), &request.url());
+    let name = matched.as_ref().map_or("-", |m| m.route.name());
+    let outcome = matched.and_then(|matched| {
+        catch_unwind(AssertUnwindSafe(|| dispatch(app, &matched, request)))
             .unwrap_or_else(|_| Err(ApiError::internal("the handler panicked")))
     });
     let response = match outcome {
@@ -188,12 +258,49 @@ mod tests {
             "/api/auth/register",
             "/api/auth/register/",
         ] {
-            assert_eq!(resolve("POST", path).unwrap(), Route::SignUp, "{path}");
+            assert_eq!(
+                resolve("POST", path).unwrap().route,
+                Route::SignUp,
+                "{path}"
+            );
         }
         for path in ["/login/", "/api/auth/login"] {
-            assert_eq!(resolve("POST", path).unwrap(), Route::LogIn);
+            assert_eq!(resolve("POST", path).unwrap().route, Route::LogIn);
         }
-        assert_eq!(resolve("PATCH", "/profile/").unwrap(), Route::UpdateProfile);
+        assert_eq!(
+            resolve("PATCH", "/profile/").unwrap().route,
+            Route::UpdateProfile
+        );
+        assert_eq!(resolve("HEAD", "/healthz").unwrap().route, Route::Healthz);
+    }
+
+    #[test]
+    fn ids_in_paths_must_be_uuids() {
+        let id = ids::uuid();
+        let m = resolve("POST", &format!("/tokens/{id}/rotate/")).unwrap();
+        assert_eq!(
+            (m.route, m.id.as_deref()),
+            (Route::RotateToken, Some(id.as_str()))
+        );
+        assert_eq!(
+            resolve("DELETE", &format!("/sessions/{id}")).unwrap().route,
+            Route::DeleteSession
+        );
+        for bad in [
+            "/tokens/1",
+            "/tokens/../../etc",
+            "/sessions/x' OR 1=1",
+            "/tokens/a/rotate",
+        ] {
+            assert!(
+                matches!(resolve("GET", bad), Err(ApiError::NotFound)),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            resolve("PUT", &format!("/tokens/{id}")),
+            Err(ApiError::MethodNotAllowed(_))
+        ));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! `latchkey serve`: open the database, load the keys, bind, announce
 //! `listening on ADDR`, serve until SIGTERM or SIGINT, then drain and close.
 
-use crate::app::{self, App};
+use crate::app::{App, Parts};
+use crate::background;
 use crate::config::Config;
-use crate::db;
+use crate::db::{self, settings};
 use crate::error::ApiError;
 use crate::http1::{self, Refusal, Stopper};
 use crate::jwt;
+use crate::keystore;
 use crate::password::Hasher;
 use crate::router;
 use crate::workers::Workers;
@@ -38,7 +40,13 @@ pub fn run(config: Config) -> Result<(), String> {
         .get()
         .map_err(|e| format!("opening {}: {e}", config.db.display()))?;
     db::migrate(&mut conn).map_err(|e| format!("{}: {e}", config.db.display()))?;
-    let keys = app::load_key_ring(&mut conn).map_err(|e| e.to_string())?;
+    let window = keystore::window_for(config.access_ttl, config.leeway);
+    keystore::record_window(&conn, window).map_err(|e| e.to_string())?;
+    let keys = keystore::load(&mut conn, window).map_err(|e| e.to_string())?;
+    let rotation_secret = db::write(&mut conn, |tx| {
+        settings::secret(tx, settings::ROTATION_SECRET)
+    })
+    .map_err(|e| e.to_string())?;
     drop(conn);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -57,7 +65,15 @@ pub fn run(config: Config) -> Result<(), String> {
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let stopper = Stopper::new(&listener).map_err(|e| e.to_string())?;
     let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|e| e.to_string())?;
-    let app = Arc::new(App::new(config, pool, hasher, keys));
+    let parts = Parts {
+        db: pool,
+        hasher,
+        keys,
+        rotation_secret,
+        window,
+    };
+    let app = Arc::new(App::new(config, parts));
+    let background = background::start(app.clone());
 
     let watcher = {
         let stopper = stopper.clone();
@@ -84,6 +100,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let service = Arc::new(Service(app.clone()));
     let served = http1::serve(listener, options, workers.clone(), service, stopper);
     workers.shutdown();
+    background.stop();
     watcher.1.close();
     let _ = watcher.0.join();
     served.map_err(|e| format!("serving: {e}"))?;

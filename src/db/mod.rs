@@ -2,8 +2,10 @@
 //! connection pool, the schema and its migrations, and the write-transaction
 //! helper. One submodule per table, one function per statement.
 
+pub mod private_tokens;
 pub mod refresh_tokens;
 pub mod sessions;
+pub mod settings;
 pub mod signing_keys;
 pub mod users;
 

@@ -1,14 +1,19 @@
-//! The `refresh_tokens` table. Tokens are stored only as their SHA-256.
+//! The `refresh_tokens` table and the refresh state machine. Tokens are
+//! stored only as their SHA-256.
+//!
+//! With rotation, a refresh replaces the presented token by its successor in
+//! one transaction. The successor is HMAC-SHA256(secret, presented token), so
+//! a retry with the immediately previous token can be answered with the very
+//! same successor without ever storing a token: the retry proves possession
+//! of the previous token, and the stored `successor_hash` proves it is the
+//! one that was rotated. The retry is honoured only within the reuse interval
+//! and only while that successor is still the session's current token; any
+//! other reuse ends the session (RFC 9700 §4.14).
 
+use crate::ids::Secret;
+use crate::keys::base64url_encode;
+use ring::hmac;
 use rusqlite::{Connection, OptionalExtension, params};
-
-/// A stored refresh token joined with the session (and user) it belongs to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RefreshToken {
-    pub session_id: String,
-    pub user_id: String,
-    pub expires_at: i64,
-}
 
 pub fn insert(
     conn: &Connection,
@@ -25,9 +30,19 @@ pub fn insert(
     Ok(())
 }
 
+/// A stored refresh token joined with its session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshToken {
+    pub session_id: String,
+    pub user_id: String,
+    pub expires_at: i64,
+    pub replaced_at: Option<i64>,
+    pub successor_hash: Option<Vec<u8>>,
+}
+
 pub fn find(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<Option<RefreshToken>> {
     conn.prepare_cached(
-        "SELECT r.session_id, s.user_id, r.expires_at
+        "SELECT r.session_id, s.user_id, r.expires_at, r.replaced_at, r.successor_hash
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
          WHERE r.token_hash = ?1",
     )?
@@ -36,38 +51,116 @@ pub fn find(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<Option<Refre
             session_id: r.get(0)?,
             user_id: r.get(1)?,
             expires_at: r.get(2)?,
+            replaced_at: r.get(3)?,
+            successor_hash: r.get(4)?,
         })
     })
     .optional()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::db::{sessions, test_connection};
+/// What a refresh with a presented token comes to.
+#[derive(Debug, PartialEq)]
+pub enum Refreshed {
+    /// Non-rotating mode: the token stays as it is.
+    Kept { session_id: String, user_id: String },
+    /// Rotating mode: use `successor` from now on (the same one on a retry).
+    Rotated {
+        session_id: String,
+        user_id: String,
+        successor: Secret,
+    },
+    /// Unknown, expired, or replaced (in non-rotating mode).
+    Refused,
+    /// A replaced token came back outside the retry rule: the session ended.
+    ReuseDetected,
+}
 
-    #[test]
-    fn a_token_is_found_by_hash_and_dies_with_its_session() {
-        let conn = test_connection();
-        conn.execute_batch(
-            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
-             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0);",
-        )
-        .unwrap();
-        let s = sessions::NewSession {
-            id: "s1",
-            user_id: "u1",
-            user_agent: None,
-            now: 1,
-            expires_at: 99,
-        };
-        sessions::insert(&conn, &s).unwrap();
-        insert(&conn, &[7; 32], "s1", 1, 99).unwrap();
-        let found = find(&conn, &[7; 32]).unwrap().unwrap();
-        assert_eq!(found.user_id, "u1");
-        assert_eq!(found.expires_at, 99);
-        assert!(find(&conn, &[8; 32]).unwrap().is_none());
-        sessions::delete(&conn, "s1").unwrap();
-        assert!(find(&conn, &[7; 32]).unwrap().is_none());
+/// The rules of a refresh, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub rotate: bool,
+    pub reuse_interval: i64,
+    pub refresh_ttl: i64,
+}
+
+/// The successor of a presented token (see the module doc).
+pub fn successor(secret: &[u8], presented: &Secret) -> Secret {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let tag = hmac::sign(&key, presented.expose().as_bytes());
+    Secret::from_presented(base64url_encode(tag.as_ref()))
+}
+
+/// One refresh. Call inside a write transaction (`db::write`), so concurrent
+/// refreshes with one token are serialised and all see the same successor.
+pub fn refresh(
+    conn: &Connection,
+    presented: &Secret,
+    secret: &[u8],
+    policy: Policy,
+    now: i64,
+) -> rusqlite::Result<Refreshed> {
+    let Some(token) = find(conn, &presented.hash())? else {
+        return Ok(Refreshed::Refused);
+    };
+    let RefreshToken {
+        session_id,
+        user_id,
+        ..
+    } = token.clone();
+    match token.replaced_at {
+        None if token.expires_at <= now => Ok(Refreshed::Refused),
+        None if !policy.rotate => Ok(Refreshed::Kept {
+            session_id,
+            user_id,
+        }),
+        None => {
+            let next = successor(secret, presented);
+            let expires_at = now + policy.refresh_ttl;
+            insert(conn, &next.hash(), &session_id, now, expires_at)?;
+            conn.prepare_cached(
+                "UPDATE refresh_tokens SET replaced_at = ?2, successor_hash = ?3
+                 WHERE token_hash = ?1",
+            )?
+            .execute(params![&presented.hash()[..], now, &next.hash()[..]])?;
+            super::sessions::extend(conn, &session_id, now, expires_at)?;
+            Ok(Refreshed::Rotated {
+                session_id,
+                user_id,
+                successor: next,
+            })
+        }
+        Some(_) if !policy.rotate => Ok(Refreshed::Refused),
+        Some(replaced_at) => {
+            let next = successor(secret, presented);
+            let is_current =
+                |hash: &[u8; 32]| -> rusqlite::Result<bool> {
+                    Ok(find(conn, hash)?
+                        .is_some_and(|t| t.replaced_at.is_none() && t.expires_at > now))
+                };
+            if now - replaced_at <= policy.reuse_interval
+                && token.successor_hash.as_deref() == Some(&next.hash()[..])
+                && is_current(&next.hash())?
+            {
+                return Ok(Refreshed::Rotated {
+                    session_id,
+                    user_id,
+                    successor: next,
+                });
+            }
+            super::sessions::delete(conn, &session_id)?;
+            Ok(Refreshed::ReuseDetected)
+        }
     }
 }
+
+/// Live (current, unexpired) refresh tokens of a session, for tests and checks.
+pub fn live_count(conn: &Connection, session_id: &str, now: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM refresh_tokens
+         WHERE session_id = ?1 AND replaced_at IS NULL AND expires_at > ?2",
+    )?
+    .query_row(params![session_id, now], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests;

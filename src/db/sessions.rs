@@ -1,6 +1,24 @@
 //! The `sessions` table: one row per login.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Row, params};
+
+/// A session as listed to its user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub id: String,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: i64,
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: r.get(0)?,
+        user_agent: r.get(1)?,
+        created_at: r.get(2)?,
+        last_used_at: r.get(3)?,
+    })
+}
 
 pub struct NewSession<'a> {
     pub id: &'a str,
@@ -24,6 +42,39 @@ pub fn insert(conn: &Connection, s: &NewSession<'_>) -> rusqlite::Result<()> {
 pub fn is_live(conn: &Connection, id: &str, user_id: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND user_id = ?2")?
         .exists(params![id, user_id])
+}
+
+/// The user's unexpired sessions, newest first.
+pub fn list_of_user(conn: &Connection, user_id: &str, now: i64) -> rusqlite::Result<Vec<Session>> {
+    conn.prepare_cached(
+        "SELECT id, user_agent, created_at, last_used_at FROM sessions
+         WHERE user_id = ?1 AND expires_at > ?2
+         ORDER BY created_at DESC, rowid DESC",
+    )?
+    .query_map(params![user_id, now], from_row)?
+    .collect()
+}
+
+/// A rotation moved the session's horizon.
+pub fn extend(conn: &Connection, id: &str, now: i64, expires_at: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE sessions SET last_used_at = ?2, expires_at = ?3 WHERE id = ?1")?
+        .execute(params![id, now, expires_at])?;
+    Ok(())
+}
+
+/// Records use seen since the last flush (see `activity`); never moves back.
+pub fn touch(conn: &Connection, id: &str, at: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE sessions SET last_used_at = max(last_used_at, ?2) WHERE id = ?1")?
+        .execute(params![id, at])?;
+    Ok(())
+}
+
+/// Ends session `id` if it belongs to `user_id`.
+pub fn delete_of_user(conn: &Connection, id: &str, user_id: &str) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM sessions WHERE id = ?1 AND user_id = ?2")?
+        .execute(params![id, user_id])?
+        > 0)
 }
 
 /// Ends one session; its refresh tokens go with it (ON DELETE CASCADE).

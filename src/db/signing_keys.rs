@@ -1,4 +1,5 @@
-//! The `signing_keys` table: Ed25519 key pairs as PKCS#8 documents.
+//! The `signing_keys` table: Ed25519 key pairs as PKCS#8 documents, and when
+//! each retired key may be dropped.
 
 use rusqlite::{Connection, Row, params};
 
@@ -8,7 +9,19 @@ pub struct StoredKey {
     pub private_pkcs8: Vec<u8>,
     pub created_at: i64,
     pub retired_at: Option<i64>,
+    /// For a retired key: the latest expiry (plus leeway) of anything it
+    /// signed; it is published until then. `None` for the active key.
     pub drop_after: Option<i64>,
+}
+
+/// How long after its retirement a key's access tokens may still be live:
+/// the longest access-token lifetime plus leeway plus the time a running
+/// service may take to notice the rotation. Private tokens are counted from
+/// the `private_tokens` table instead.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub access: i64,
+    pub leeway: i64,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredKey> {
@@ -29,16 +42,47 @@ pub fn insert(conn: &Connection, kid: &str, pkcs8: &[u8], now: i64) -> rusqlite:
     Ok(())
 }
 
-/// Keys still published at `now`: the active ones and retired ones not yet
-/// past `drop_after`, newest first.
-pub fn published(conn: &Connection, now: i64) -> rusqlite::Result<Vec<StoredKey>> {
+/// Every key, newest first, with its drop time.
+pub fn all(conn: &Connection, window: Window) -> rusqlite::Result<Vec<StoredKey>> {
     conn.prepare_cached(
-        "SELECT kid, private_pkcs8, created_at, retired_at, drop_after FROM signing_keys
-         WHERE retired_at IS NULL OR drop_after IS NULL OR drop_after > ?1
-         ORDER BY created_at DESC, rowid DESC",
+        "SELECT k.kid, k.private_pkcs8, k.created_at, k.retired_at,
+                CASE WHEN k.retired_at IS NULL THEN NULL ELSE max(
+                    k.retired_at + ?1,
+                    coalesce((SELECT max(p.expires_at) FROM private_tokens p
+                              WHERE p.kid = k.kid), 0) + ?2)
+                END
+         FROM signing_keys k
+         ORDER BY k.created_at DESC, k.rowid DESC",
     )?
-    .query_map([now], from_row)?
+    .query_map(params![window.access, window.leeway], from_row)?
     .collect()
+}
+
+/// Keys still published at `now`: the active one and retired ones that may
+/// still verify a live token.
+pub fn published(conn: &Connection, now: i64, window: Window) -> rusqlite::Result<Vec<StoredKey>> {
+    let mut keys = all(conn, window)?;
+    keys.retain(|k| k.drop_after.is_none_or(|t| t > now));
+    Ok(keys)
+}
+
+/// Retires every active key (there is one) as of `now`.
+pub fn retire_active(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL")?
+        .execute([now])
+}
+
+/// Deletes retired keys past their drop time; returns how many.
+pub fn delete_dropped(conn: &Connection, now: i64, window: Window) -> rusqlite::Result<usize> {
+    let mut removed = 0;
+    for key in all(conn, window)? {
+        if key.drop_after.is_some_and(|t| t <= now) {
+            removed += conn
+                .prepare_cached("DELETE FROM signing_keys WHERE kid = ?1")?
+                .execute([&key.kid])?;
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -46,22 +90,47 @@ mod tests {
     use super::*;
     use crate::db::test_connection;
 
+    const WINDOW: Window = Window {
+        access: 100,
+        leeway: 5,
+    };
+
+    fn kids(keys: Vec<StoredKey>) -> Vec<String> {
+        keys.into_iter().map(|k| k.kid).collect()
+    }
+
     #[test]
-    fn published_keys_exclude_dropped_ones_newest_first() {
+    fn a_retired_key_is_published_until_its_access_tokens_expire() {
         let conn = test_connection();
         insert(&conn, "old", b"k1", 1).unwrap();
-        insert(&conn, "mid", b"k2", 2).unwrap();
-        insert(&conn, "new", b"k3", 3).unwrap();
+        retire_active(&conn, 10).unwrap();
+        insert(&conn, "new", b"k2", 10).unwrap();
+        assert_eq!(kids(published(&conn, 109, WINDOW).unwrap()), ["new", "old"]);
+        assert_eq!(kids(published(&conn, 110, WINDOW).unwrap()), ["new"]);
+        let all = all(&conn, WINDOW).unwrap();
+        assert_eq!((all[0].drop_after, all[1].drop_after), (None, Some(110)));
+    }
+
+    #[test]
+    fn a_private_token_keeps_its_key_published_until_it_expires() {
+        let conn = test_connection();
         conn.execute_batch(
-            "UPDATE signing_keys SET retired_at = 2, drop_after = 10 WHERE kid = 'old';
-             UPDATE signing_keys SET retired_at = 3, drop_after = 50 WHERE kid = 'mid';",
+            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
+             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0);
+             INSERT INTO private_tokens (id, user_id, name, kid, created_at, expires_at)
+             VALUES ('t1', 'u1', 'ci', 'old', 5, 5000);",
         )
         .unwrap();
-        let kids: Vec<String> = published(&conn, 20)
-            .unwrap()
-            .into_iter()
-            .map(|k| k.kid)
-            .collect();
-        assert_eq!(kids, ["new", "mid"]);
+        insert(&conn, "old", b"k1", 1).unwrap();
+        retire_active(&conn, 10).unwrap();
+        insert(&conn, "new", b"k2", 10).unwrap();
+        assert_eq!(
+            kids(published(&conn, 5004, WINDOW).unwrap()),
+            ["new", "old"]
+        );
+        assert_eq!(delete_dropped(&conn, 5004, WINDOW).unwrap(), 0);
+        assert_eq!(kids(published(&conn, 5005, WINDOW).unwrap()), ["new"]);
+        assert_eq!(delete_dropped(&conn, 5005, WINDOW).unwrap(), 1);
+        assert_eq!(kids(all(&conn, WINDOW).unwrap()), ["new"]);
     }
 }

@@ -5,6 +5,7 @@
 pub mod ops;
 pub mod profile;
 pub mod session;
+pub mod tokens;
 
 use crate::clock;
 use crate::db::users::User;

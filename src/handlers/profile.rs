@@ -58,6 +58,7 @@ pub fn update_profile(app: &App, request: &Request) -> Result<Response, ApiError
     let user = users::find(&*app.conn()?, &caller.user_id)?.ok_or(ApiError::TokenNotValid)?;
     let email = email.filter(|e| e.address != user.email);
     if email.is_some() {
+        caller.session()?;
         let password = body.current_password.ok_or_else(|| {
             ApiError::field("current_password", "is required to change the email")
         })?;

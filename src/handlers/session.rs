@@ -1,14 +1,16 @@
 //! Users and sessions: sign up, log in, refresh, log out, log out everywhere.
 
+use crate::activity::Kind;
 use crate::app::App;
 use crate::auth;
 use crate::clock;
-use crate::db::{self, refresh_tokens, sessions, users};
+use crate::db::{self, private_tokens, refresh_tokens, sessions, users};
 use crate::error::{ApiError, FieldErrors};
 use crate::handlers::UserView;
 use crate::http;
 use crate::ids::{self, Secret};
 use crate::password::Overloaded;
+use crate::tokens::{self, TokenKind};
 use crate::validate;
 use rouille::{Request, Response};
 use serde::{Deserialize, Serialize};
@@ -235,23 +237,54 @@ impl RefreshRequest {
 #[derive(Serialize)]
 struct RefreshResponse {
     access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     token_type: &'static str,
     expires_in: u64,
 }
 
 /// `POST /refresh/`, `POST /api/auth/refresh`: a new access token for the
-/// session. In the default mode the refresh token stays valid, and this path
-/// only reads the database.
+/// session. By default the refresh token stays valid and this path only
+/// reads the database; with `--rotate-refresh-tokens` it is replaced (see
+/// `db::refresh_tokens` for the retry and reuse rules).
 pub fn refresh(app: &App, request: &Request) -> Result<Response, ApiError> {
     let token = http::json::<RefreshRequest>(request)?.token()?;
-    let found = refresh_tokens::find(&*app.conn()?, &token.hash())?
-        .filter(|t| t.expires_at > clock::now())
-        .ok_or(ApiError::InvalidRefreshToken)?;
-    let access_token = auth::access_token(app, &found.user_id, &found.session_id);
+    let policy = refresh_tokens::Policy {
+        rotate: app.config.rotate_refresh_tokens,
+        reuse_interval: app.config.refresh_reuse_interval as i64,
+        refresh_ttl: app.config.refresh_ttl as i64,
+    };
+    let now = clock::now();
+    let secret = &app.rotation_secret;
+    let outcome = if policy.rotate {
+        db::write(&mut *app.conn()?, |tx| {
+            refresh_tokens::refresh(tx, &token, secret, policy, now)
+        })?
+    } else {
+        refresh_tokens::refresh(&*app.conn()?, &token, secret, policy, now)?
+    };
+    let (session_id, user_id, successor) = match outcome {
+        refresh_tokens::Refreshed::Kept {
+            session_id,
+            user_id,
+        } => (session_id, user_id, None),
+        refresh_tokens::Refreshed::Rotated {
+            session_id,
+            user_id,
+            successor,
+        } => (session_id, user_id, Some(successor)),
+        refresh_tokens::Refreshed::Refused => return Err(ApiError::InvalidRefreshToken),
+        refresh_tokens::Refreshed::ReuseDetected => {
+            log::warn!("a replaced refresh token was reused: its session was ended");
+            return Err(ApiError::InvalidRefreshToken);
+        }
+    };
+    app.activity.record(Kind::Session, &session_id, now);
     Ok(http::token_response(
         200,
         &RefreshResponse {
-            access_token,
+            access_token: auth::access_token(app, &user_id, &session_id),
+            refresh_token: successor.map(|s| s.expose().to_string()),
             token_type: "Bearer",
             expires_in: app.config.access_ttl,
         },
@@ -270,9 +303,79 @@ pub fn log_out(app: &App, request: &Request) -> Result<Response, ApiError> {
 
 /// `POST /logout/all/`: ends every session of the caller.
 pub fn log_out_all(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let caller = auth::caller(app, request)?;
+    let (caller, _) = auth::session_caller(app, request)?;
     db::write(&mut *app.conn()?, |tx| {
         sessions::delete_all_of_user(tx, &caller.user_id)
     })?;
     Ok(http::no_content())
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    id: String,
+    created_at: String,
+    last_used_at: String,
+    user_agent: Option<String>,
+    current: bool,
+}
+
+#[derive(Serialize)]
+struct SessionsResponse {
+    sessions: Vec<SessionView>,
+}
+
+/// `GET /sessions/`: the caller's sessions, newest first.
+pub fn list_sessions(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let (caller, current) = auth::session_caller(app, request)?;
+    let rows = sessions::list_of_user(&*app.conn()?, &caller.user_id, clock::now())?;
+    let sessions = rows
+        .into_iter()
+        .map(|s| {
+            let pending = app.activity.pending(Kind::Session, &s.id).unwrap_or(0);
+            SessionView {
+                current: s.id == current,
+                last_used_at: clock::rfc3339(s.last_used_at.max(pending)),
+                created_at: clock::rfc3339(s.created_at),
+                user_agent: s.user_agent,
+                id: s.id,
+            }
+        })
+        .collect();
+    Ok(http::json_response(200, &SessionsResponse { sessions }))
+}
+
+/// `DELETE /sessions/{id}`: ends one of the caller's sessions.
+pub fn delete_session(app: &App, request: &Request, id: &str) -> Result<Response, ApiError> {
+    let (caller, _) = auth::session_caller(app, request)?;
+    if !db::write(&mut *app.conn()?, |tx| {
+        sessions::delete_of_user(tx, id, &caller.user_id)
+    })? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(http::no_content())
+}
+
+#[derive(Deserialize)]
+pub struct RevokeRequest {
+    token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+/// `POST /revoke` (RFC 7009): anyone holding a refresh or private token may
+/// revoke it; the answer is the same whether or not it was valid.
+pub fn revoke(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let token = http::json::<RevokeRequest>(request)?
+        .token
+        .ok_or_else(|| ApiError::field("token", "is required"))?;
+    let verified = tokens::verify(&app.keys(), &app.expect, &token, clock::now());
+    db::write(&mut *app.conn()?, |tx| match verified {
+        Ok((TokenKind::Private, claims)) => private_tokens::delete(tx, &claims.jti),
+        // An access token is not revocable by itself (it expires soon);
+        // anything else may be a refresh token, which ends its session.
+        Ok((TokenKind::Access, _)) => Ok(false),
+        Err(_) => sessions::delete_by_refresh_token(tx, &Secret::from_presented(token).hash()),
+    })?;
+    Ok(http::token_response(200, &Empty {}))
 }

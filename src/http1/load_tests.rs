@@ -96,7 +96,8 @@ fn a_thousand_idle_connections_cost_little_and_block_nobody() {
         after.saturating_sub(before) as f64 / 1000.0,
     );
     assert!(served_in < Duration::from_millis(500), "{served_in:?}");
-    assert!(after < 100 * 1024, "VmRSS {after} KiB");
+    // The memory bound is the service's, and is asserted on the real binary
+    // in tests/api (this process also holds every other unit test's memory).
     // The idle ones still work.
     for stream in idle.drain(..2) {
         let mut client = Client {

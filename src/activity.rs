@@ -1,0 +1,101 @@
+//! When sessions and private tokens were last used. Uses are gathered in
+//! memory and written in one short transaction per flush (every
+//! `FLUSH_SECONDS`, and at shutdown), so that using a token is never a
+//! database write on the request path.
+
+use crate::db::{self, private_tokens, sessions};
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// How often gathered uses are written.
+pub const FLUSH_SECONDS: u64 = 60;
+
+/// More distinct ids than this between two flushes are not recorded: the
+/// map stays bounded whatever the traffic, and a last-use time is advisory.
+const MAX_PENDING: usize = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Session,
+    PrivateToken,
+}
+
+#[derive(Default)]
+pub struct Activity {
+    pending: Mutex<HashMap<(Kind, String), i64>>,
+}
+
+impl Activity {
+    pub fn record(&self, kind: Kind, id: &str, at: i64) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(seen) = pending.get_mut(&(kind, id.to_string())) {
+            *seen = (*seen).max(at);
+        } else if pending.len() < MAX_PENDING {
+            pending.insert((kind, id.to_string()), at);
+        }
+    }
+
+    /// A use not yet written, so listings show it before the flush.
+    pub fn pending(&self, kind: Kind, id: &str) -> Option<i64> {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.get(&(kind, id.to_string())).copied()
+    }
+
+    /// Writes what was gathered; returns how many rows it touched. On a
+    /// failure the uses are put back for the next flush.
+    pub fn flush(&self, conn: &mut Connection) -> rusqlite::Result<usize> {
+        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let written = db::write(conn, |tx| {
+            for ((kind, id), at) in &taken {
+                match kind {
+                    Kind::Session => sessions::touch(tx, id, *at)?,
+                    Kind::PrivateToken => private_tokens::touch(tx, id, *at)?,
+                }
+            }
+            Ok::<_, rusqlite::Error>(taken.len())
+        });
+        if written.is_err() {
+            for ((kind, id), at) in taken {
+                self.record(kind, &id, at);
+            }
+        }
+        written
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::test_connection;
+
+    #[test]
+    fn uses_are_kept_in_memory_until_a_flush_writes_them() {
+        let mut conn = test_connection();
+        conn.execute_batch(
+            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
+             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0);
+             INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
+             VALUES ('s1', 'u1', 1, 1, 999);",
+        )
+        .unwrap();
+        let activity = Activity::default();
+        activity.record(Kind::Session, "s1", 30);
+        activity.record(Kind::Session, "s1", 20);
+        assert_eq!(activity.pending(Kind::Session, "s1"), Some(30));
+        assert_eq!(activity.flush(&mut conn).unwrap(), 1);
+        assert_eq!(activity.pending(Kind::Session, "s1"), None);
+        let stored: i64 = conn
+            .query_row(
+                "SELECT last_used_at FROM sessions WHERE id = 's1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, 30);
+        assert_eq!(activity.flush(&mut conn).unwrap(), 0);
+    }
+}

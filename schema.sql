@@ -69,6 +69,17 @@ CREATE TABLE signing_keys (
     retired_at    INTEGER
 ) STRICT;
 
+-- Profile pictures, cleaned of metadata, one per user. The id is the
+-- unguessable part of image_url; a new upload gets a new id.
+CREATE TABLE images (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL UNIQUE REFERENCES users (id) ON DELETE CASCADE,
+    content_type TEXT NOT NULL,
+    bytes        BLOB NOT NULL,
+    etag         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+) STRICT;
+
 -- Small named values: the refresh-rotation secret, the service's access window.
 CREATE TABLE settings (
     name  TEXT PRIMARY KEY,

@@ -11,7 +11,7 @@ use crate::password::Hasher;
 use crate::tokens::{Expectations, KeyRing};
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub type Conn = PooledConnection<SqliteConnectionManager>;
 
@@ -25,6 +25,8 @@ pub struct App {
     pub rotation_secret: Vec<u8>,
     /// How long a retired key's access tokens may live (`keystore`).
     pub window: Window,
+    /// Picture uploads are decoded one at a time (see `handlers::media`).
+    pub image_lock: Mutex<()>,
     keys: RwLock<Arc<KeyRing>>,
 }
 
@@ -52,6 +54,7 @@ impl App {
             activity: Activity::default(),
             rotation_secret: parts.rotation_secret,
             window: parts.window,
+            image_lock: Mutex::new(()),
             keys: RwLock::new(Arc::new(parts.keys)),
         }
     }

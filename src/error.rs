@@ -14,6 +14,7 @@ pub type FieldErrors = BTreeMap<&'static str, &'static str>;
 #[derive(Debug)]
 pub enum ApiError {
     InvalidJson,
+    MalformedForm,
     Validation(FieldErrors),
     InvalidRefreshToken,
     NotAuthenticated,
@@ -48,6 +49,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::InvalidJson
+            | ApiError::MalformedForm
             | ApiError::Validation(_)
             | ApiError::InvalidRefreshToken
             | ApiError::BadRequest
@@ -71,7 +73,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::InvalidJson => "invalid_json",
+            ApiError::InvalidJson | ApiError::MalformedForm => "invalid_json",
             ApiError::Validation(_) => "validation_error",
             ApiError::InvalidRefreshToken => "invalid_refresh_token",
             ApiError::NotAuthenticated => "not_authenticated",
@@ -97,6 +99,7 @@ impl ApiError {
             ApiError::InvalidJson => {
                 "The request body is not the JSON object this endpoint expects."
             }
+            ApiError::MalformedForm => "The request body is not valid multipart/form-data.",
             ApiError::Validation(_) => "Some fields are invalid; see `fields`.",
             ApiError::InvalidRefreshToken => "The refresh token is unknown, expired or revoked.",
             ApiError::NotAuthenticated => {
@@ -140,6 +143,7 @@ impl ApiError {
             }
             ApiError::Overloaded => vec![("Retry-After", "1".into())],
             ApiError::InvalidJson
+            | ApiError::MalformedForm
             | ApiError::Validation(_)
             | ApiError::InvalidRefreshToken
             | ApiError::BadRequest

@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::handlers::{ops, profile, session, tokens};
+use crate::handlers::{media, ops, profile, session, tokens};
 use crate::http;
 use crate::ids;
 use rouille::{Request, Response};
@@ -29,6 +29,10 @@ pub enum Route {
     RotateToken,
     GetProfile,
     UpdateProfile,
+    DeleteProfile,
+    DeleteProfileImage,
+    ChangePassword,
+    GetAvatar,
     Jwks,
     Healthz,
 }
@@ -52,6 +56,10 @@ impl Route {
             Route::RotateToken => "rotate_token",
             Route::GetProfile => "get_profile",
             Route::UpdateProfile => "update_profile",
+            Route::DeleteProfile => "delete_profile",
+            Route::DeleteProfileImage => "delete_profile_image",
+            Route::ChangePassword => "change_password",
+            Route::GetAvatar => "get_avatar",
             Route::Jwks => "jwks",
             Route::Healthz => "healthz",
         }
@@ -110,12 +118,24 @@ const TABLE: &[Entry] = &[
     entry("/tokens/{id}/rotate", POST, &[("POST", Route::RotateToken)]),
     entry(
         "/profile",
-        &["GET", "PUT", "PATCH"],
+        &["GET", "PUT", "PATCH", "DELETE"],
         &[
             ("GET", Route::GetProfile),
             ("PUT", Route::UpdateProfile),
             ("PATCH", Route::UpdateProfile),
+            ("DELETE", Route::DeleteProfile),
         ],
+    ),
+    entry(
+        "/profile/image",
+        &["DELETE"],
+        &[("DELETE", Route::DeleteProfileImage)],
+    ),
+    entry("/password", POST, &[("POST", Route::ChangePassword)]),
+    entry(
+        "/media/avatars/{id}",
+        &["GET"],
+        &[("GET", Route::GetAvatar)],
     ),
     entry("/.well-known/jwks.json", &["GET"], &[("GET", Route::Jwks)]),
     entry("/healthz", &["GET"], &[("GET", Route::Healthz)]),
@@ -183,6 +203,10 @@ fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response,
         Route::RotateToken => tokens::rotate_token(app, request, id),
         Route::GetProfile => profile::get_profile(app, request),
         Route::UpdateProfile => profile::update_profile(app, request),
+        Route::DeleteProfile => profile::delete_profile(app, request),
+        Route::DeleteProfileImage => media::delete_profile_image(app, request),
+        Route::ChangePassword => profile::change_password(app, request),
+        Route::GetAvatar => media::get_avatar(app, request, id),
         Route::Jwks => ops::jwks(app, request),
         Route::Healthz => ops::healthz(app, request),
     }
@@ -311,8 +335,10 @@ mod tests {
             Err(ApiError::NotFound)
         ));
         assert!(matches!(resolve("GET", "/"), Err(ApiError::NotFound)));
-        match resolve("DELETE", "/profile") {
-            Err(ApiError::MethodNotAllowed(allow)) => assert_eq!(allow, ["GET", "PUT", "PATCH"]),
+        match resolve("POST", "/profile") {
+            Err(ApiError::MethodNotAllowed(allow)) => {
+                assert_eq!(allow, ["GET", "PUT", "PATCH", "DELETE"])
+            }
             other => panic!("{other:?}"),
         }
     }

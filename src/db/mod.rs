@@ -2,6 +2,7 @@
 //! connection pool, the schema and its migrations, and the write-transaction
 //! helper. One submodule per table, one function per statement.
 
+pub mod images;
 pub mod private_tokens;
 pub mod refresh_tokens;
 pub mod sessions;

@@ -12,6 +12,8 @@ pub struct User {
     pub last_name: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The profile picture's id, if there is one.
+    pub image_id: Option<String>,
 }
 
 /// The name fields, as stored.
@@ -26,8 +28,9 @@ pub struct Names {
 #[derive(Debug)]
 pub struct EmailTaken;
 
-const COLUMNS: &str =
-    "id, email, password_hash, name, first_name, last_name, created_at, updated_at";
+const SELECT: &str = "SELECT u.id, u.email, u.password_hash, u.name, u.first_name, u.last_name,
+       u.created_at, u.updated_at, i.id
+FROM users u LEFT JOIN images i ON i.user_id = u.id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -39,6 +42,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         last_name: r.get(5)?,
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
+        image_id: r.get(8)?,
     })
 }
 
@@ -76,13 +80,13 @@ pub fn insert(conn: &Connection, u: &NewUser<'_>) -> rusqlite::Result<Result<(),
 }
 
 pub fn find_by_email_key(conn: &Connection, key: &str) -> rusqlite::Result<Option<User>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE email_key = ?1"))?
+    conn.prepare_cached(&format!("{SELECT} WHERE u.email_key = ?1"))?
         .query_row([key], from_row)
         .optional()
 }
 
 pub fn find(conn: &Connection, id: &str) -> rusqlite::Result<Option<User>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?
+    conn.prepare_cached(&format!("{SELECT} WHERE u.id = ?1"))?
         .query_row([id], from_row)
         .optional()
 }
@@ -121,7 +125,23 @@ pub fn update_email(
     }
 }
 
-/// Replaces the stored hash (a rehash at new parameters; not a password change).
+/// Marks the user as changed now (a new password or picture).
+pub fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET updated_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+/// Deletes the user; sessions, tokens and picture go with it (ON DELETE CASCADE).
+pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM users WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}
+
+/// Replaces the stored hash (a rehash at new parameters, or a new password:
+/// the caller ends the sessions in that case).
 pub fn update_password_hash(conn: &Connection, id: &str, hash: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
         .execute(params![id, hash])?;

@@ -2,6 +2,7 @@
 //! bottom: parse → validate → authorize → call `db::` → respond with a typed
 //! view. No SQL here, and nothing of rouille below this layer.
 
+pub mod media;
 pub mod ops;
 pub mod profile;
 pub mod session;
@@ -32,7 +33,7 @@ impl From<User> for UserView {
             name: u.name,
             first_name: u.first_name,
             last_name: u.last_name,
-            image_url: None,
+            image_url: u.image_id.map(|id| format!("/media/avatars/{id}")),
             created_at: clock::rfc3339(u.created_at),
             updated_at: clock::rfc3339(u.updated_at),
         }

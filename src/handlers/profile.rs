@@ -1,12 +1,14 @@
-//! The caller's profile: read it, and update its name fields and email.
+//! The caller's account: read and update the profile (JSON, or
+//! multipart/form-data with a picture), change the password, delete it all.
 
 use crate::app::App;
-use crate::auth;
+use crate::auth::{self, Caller};
 use crate::clock;
-use crate::db::{self, users};
+use crate::db::{self, sessions, users};
 use crate::error::{ApiError, FieldErrors};
-use crate::handlers::UserView;
+use crate::handlers::{UserView, media};
 use crate::http;
+use crate::multipart;
 use crate::validate;
 use rouille::{Request, Response};
 use serde::Deserialize;
@@ -14,11 +16,15 @@ use serde::Deserialize;
 /// `GET /profile/`.
 pub fn get_profile(app: &App, request: &Request) -> Result<Response, ApiError> {
     let caller = auth::caller(app, request)?;
-    let user = users::find(&*app.conn()?, &caller.user_id)?.ok_or(ApiError::TokenNotValid)?;
+    let user = current_user(app, &caller)?;
     Ok(http::json_response(200, &UserView::from(user)))
 }
 
-#[derive(Deserialize)]
+fn current_user(app: &App, caller: &Caller) -> Result<users::User, ApiError> {
+    users::find(&*app.conn()?, &caller.user_id)?.ok_or(ApiError::TokenNotValid)
+}
+
+#[derive(Deserialize, Default)]
 pub struct UpdateProfileRequest {
     name: Option<String>,
     first_name: Option<String>,
@@ -27,13 +33,51 @@ pub struct UpdateProfileRequest {
     current_password: Option<String>,
 }
 
+impl UpdateProfileRequest {
+    /// The same fields from a multipart form; unknown parts are ignored.
+    fn from_form(fields: Vec<(String, String)>) -> UpdateProfileRequest {
+        let mut request = UpdateProfileRequest::default();
+        for (name, value) in fields {
+            let slot = match name.as_str() {
+                "name" => &mut request.name,
+                "first_name" => &mut request.first_name,
+                "last_name" => &mut request.last_name,
+                "email" => &mut request.email,
+                "current_password" => &mut request.current_password,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        request
+    }
+}
+
+/// The body of a profile update, JSON or multipart, and the picture if any.
+fn read_update(
+    app: &App,
+    request: &Request,
+) -> Result<(UpdateProfileRequest, Option<Vec<u8>>), ApiError> {
+    let content_type = request.header("Content-Type").unwrap_or_default();
+    if !multipart::is_multipart(content_type) {
+        return Ok((http::json(request)?, None));
+    }
+    let body = http::body(request, multipart::body_limit(app.config.max_image_bytes))?;
+    let form =
+        multipart::parse(content_type, &body, app.config.max_image_bytes).map_err(|e| match e {
+            multipart::FormError::NotMultipart => ApiError::UnsupportedMediaType,
+            multipart::FormError::TooLarge => ApiError::PayloadTooLarge,
+            multipart::FormError::Malformed => ApiError::MalformedForm,
+        })?;
+    Ok((UpdateProfileRequest::from_form(form.fields), form.image))
+}
+
 /// `PUT /profile/`, `PATCH /profile/`: both change only the fields given.
 /// When `first_name` or `last_name` changes and `name` is not given, `name`
 /// follows as "first last", as at sign-up. Changing the email needs the
-/// current password.
+/// current password and a login (not a private token).
 pub fn update_profile(app: &App, request: &Request) -> Result<Response, ApiError> {
     let caller = auth::caller(app, request)?;
-    let body: UpdateProfileRequest = http::json(request)?;
+    let (body, image) = read_update(app, request)?;
     let mut fields = FieldErrors::new();
     let mut check =
         |field, value: Option<String>, rule: fn(&str) -> Result<String, &'static str>| {
@@ -54,8 +98,9 @@ pub fn update_profile(app: &App, request: &Request) -> Result<Response, ApiError
     if !fields.is_empty() {
         return Err(ApiError::Validation(fields));
     }
+    let image = image.map(|bytes| media::clean(app, &bytes)).transpose()?;
 
-    let user = users::find(&*app.conn()?, &caller.user_id)?.ok_or(ApiError::TokenNotValid)?;
+    let user = current_user(app, &caller)?;
     let email = email.filter(|e| e.address != user.email);
     if email.is_some() {
         caller.session()?;
@@ -88,8 +133,71 @@ pub fn update_profile(app: &App, request: &Request) -> Result<Response, ApiError
             users::update_email(tx, &user.id, &email.address, &email.key, now)?
                 .map_err(|_| ApiError::EmailExists)?;
         }
+        if let Some(image) = &image {
+            media::store(tx, &user.id, image, now)?;
+        }
         Ok::<_, ApiError>(())
     })?;
-    let user = users::find(&*app.conn()?, &caller.user_id)?.ok_or(ApiError::TokenNotValid)?;
-    Ok(http::json_response(200, &UserView::from(user)))
+    Ok(http::json_response(
+        200,
+        &UserView::from(current_user(app, &caller)?),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ChangePasswordRequest {
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+/// `POST /password/`: a new password; every session of the user ends, so
+/// their refresh tokens and access tokens are refused from now on.
+pub fn change_password(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let (caller, _) = auth::session_caller(app, request)?;
+    let body: ChangePasswordRequest = http::json(request)?;
+    let mut fields = FieldErrors::new();
+    if body.current_password.is_none() {
+        fields.insert("current_password", "is required");
+    }
+    match body.new_password.as_deref().map(validate::new_password) {
+        None => drop(fields.insert("new_password", "is required")),
+        Some(Err(problem)) => drop(fields.insert("new_password", problem)),
+        Some(Ok(())) => {}
+    }
+    let (Some(current), Some(new), true) =
+        (body.current_password, body.new_password, fields.is_empty())
+    else {
+        return Err(ApiError::Validation(fields));
+    };
+    let user = current_user(app, &caller)?;
+    if !app.hasher.verify(&current, Some(&user.password_hash))?.ok {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let hash = app.hasher.hash(&new)?;
+    db::write(&mut *app.conn()?, |tx| {
+        users::update_password_hash(tx, &user.id, &hash)?;
+        users::touch(tx, &user.id, clock::now())?;
+        sessions::delete_all_of_user(tx, &user.id)
+    })?;
+    Ok(http::no_content())
+}
+
+#[derive(Deserialize)]
+pub struct DeleteProfileRequest {
+    password: Option<String>,
+}
+
+/// `DELETE /profile/`: the user, their sessions, tokens and picture are gone,
+/// in one transaction; the email may sign up again.
+pub fn delete_profile(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let (caller, _) = auth::session_caller(app, request)?;
+    let password = http::json::<DeleteProfileRequest>(request)?
+        .password
+        .ok_or_else(|| ApiError::field("password", "is required"))?;
+    let user = current_user(app, &caller)?;
+    if !app.hasher.verify(&password, Some(&user.password_hash))?.ok {
+        return Err(ApiError::InvalidCredentials);
+    }
+    db::write(&mut *app.conn()?, |tx| users::delete(tx, &user.id))?;
+    Ok(http::no_content())
 }

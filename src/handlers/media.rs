@@ -1,0 +1,79 @@
+//! Profile pictures: cleaning an upload, storing it, serving it, removing it.
+
+use crate::app::App;
+use crate::auth;
+use crate::clock;
+use crate::db::{self, images};
+use crate::error::ApiError;
+use crate::http;
+use crate::ids;
+use crate::images::{CleanImage, ImageError};
+use crate::workers;
+use rouille::{Request, Response};
+
+/// Decodes and re-encodes an upload without its metadata. Decoding a
+/// picture at the pixel limit takes up to ~150 MiB and most of a second, so
+/// it runs one at a time, off the worker slots (like password hashing).
+pub fn clean(app: &App, bytes: &[u8]) -> Result<CleanImage, ApiError> {
+    workers::step_aside(|| {
+        let _one_at_a_time = app.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        crate::images::clean(
+            bytes,
+            app.config.max_image_bytes,
+            app.config.max_image_pixels,
+        )
+    })
+    .map_err(|e| match e {
+        ImageError::Unsupported => ApiError::UnsupportedMediaType,
+        ImageError::TooLarge => ApiError::PayloadTooLarge,
+    })
+}
+
+/// Stores a cleaned picture as the user's, under a new unguessable id.
+pub fn store(
+    tx: &rusqlite::Connection,
+    user_id: &str,
+    image: &CleanImage,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let etag = format!(
+        "\"{}\"",
+        &crate::keys::base64url_encode(&ids::sha256(&image.bytes))[..22]
+    );
+    let id = ids::uuid();
+    let new = images::NewImage {
+        id: &id,
+        user_id,
+        content_type: image.content_type,
+        bytes: &image.bytes,
+        etag: &etag,
+        now,
+    };
+    images::replace(tx, &new)
+}
+
+/// `GET /media/avatars/{id}`: public, immutable (a new upload gets a new id).
+pub fn get_avatar(app: &App, request: &Request, id: &str) -> Result<Response, ApiError> {
+    let image = images::find(&*app.conn()?, id)?.ok_or(ApiError::NotFound)?;
+    let response = if request
+        .header("If-None-Match")
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == image.etag))
+    {
+        Response::empty_204().with_status_code(304)
+    } else {
+        Response::from_data(image.content_type, image.bytes)
+    };
+    Ok(response
+        .with_unique_header("ETag", image.etag)
+        .with_unique_header("Cache-Control", "public, max-age=31536000, immutable"))
+}
+
+/// `DELETE /profile/image`: `image_url` becomes null.
+pub fn delete_profile_image(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let caller = auth::caller(app, request)?;
+    db::write(&mut *app.conn()?, |tx| {
+        images::delete_of_user(tx, &caller.user_id)?;
+        crate::db::users::touch(tx, &caller.user_id, clock::now())
+    })?;
+    Ok(http::no_content())
+}

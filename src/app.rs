@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::db::Pool;
 use crate::db::signing_keys::Window;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::tokens::{Expectations, KeyRing};
 use r2d2::PooledConnection;
@@ -21,6 +22,7 @@ pub struct App {
     pub hasher: Hasher,
     pub expect: Expectations,
     pub activity: Activity,
+    pub metrics: Metrics,
     /// The secret behind rotated refresh tokens (`db::refresh_tokens`).
     pub rotation_secret: Vec<u8>,
     /// How long a retired key's access tokens may live (`keystore`).
@@ -52,6 +54,7 @@ impl App {
             hasher: parts.hasher,
             expect,
             activity: Activity::default(),
+            metrics: Metrics::default(),
             rotation_secret: parts.rotation_secret,
             window: parts.window,
             image_lock: Mutex::new(()),

@@ -10,6 +10,7 @@ use crate::db::{private_tokens, sessions};
 use crate::error::ApiError;
 use crate::http;
 use crate::ids;
+use crate::metrics::Issued;
 use crate::tokens::{self, Claims, TokenError, TokenKind};
 use rouille::Request;
 
@@ -99,6 +100,7 @@ pub fn access_token(app: &App, user_id: &str, session_id: &str) -> String {
     let now = clock::now();
     let exp = now + app.config.access_ttl as i64;
     let claims = claims(app, user_id, ids::uuid(), now, exp, Some(session_id));
+    app.metrics.issued(Issued::Access);
     tokens::sign(&app.keys(), TokenKind::Access, &claims)
 }
 
@@ -112,6 +114,7 @@ pub fn private_token(
 ) -> (String, String) {
     let keys = app.keys();
     let claims = claims(app, user_id, id.to_string(), now, expires_at, None);
+    app.metrics.issued(Issued::Private);
     (
         tokens::sign(&keys, TokenKind::Private, &claims),
         keys.active().kid.clone(),

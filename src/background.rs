@@ -1,63 +1,79 @@
-//! The service's background thread. Every few seconds it rereads the signing
-//! keys (so a `latchkey keys rotate` run by another process takes effect,
+//! The service's background threads. One rereads the signing keys every few
+//! seconds (so a `latchkey keys rotate` run by another process takes effect,
 //! and retired keys are dropped once nothing they signed is alive), rotates
-//! the key on `--key-rotation-interval`, and writes gathered token use. It
-//! wakes at once when the service stops, and flushes one last time.
+//! the key on `--key-rotation-interval`, and writes gathered token use. The
+//! other sweeps expired rows every `--cleanup-interval`. Both wake at once
+//! when the service stops; a sweep in progress stops between batches.
 
 use crate::app::App;
+use crate::cleanup;
 use crate::clock;
 use crate::keystore::{self, KeyError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub struct Background {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: JoinHandle<()>,
+/// A stop flag threads can sleep on.
+#[derive(Default)]
+struct Stop {
+    stopped: Mutex<bool>,
+    wake: Condvar,
 }
 
-pub fn start(app: Arc<App>) -> Background {
-    let stop = Arc::new((Mutex::new(false), Condvar::new()));
-    let signal = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name("background".into())
-        .spawn(move || run(&app, &signal))
-        .expect("spawning the background thread");
-    Background { stop, thread }
-}
+impl Stop {
+    /// Sleeps up to `period`; true once the service is stopping.
+    fn wait(&self, period: Duration) -> bool {
+        let stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let (stopped, _) = self
+            .wake
+            .wait_timeout_while(stopped, period, |stopped| !*stopped)
+            .unwrap_or_else(|p| p.into_inner());
+        *stopped
+    }
 
-impl Background {
-    /// Wakes the thread, lets it flush, and waits for it.
-    pub fn stop(self) {
-        let (flag, wake) = &*self.stop;
-        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        wake.notify_all();
-        let _ = self.thread.join();
+    fn is_set(&self) -> bool {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-fn run(app: &App, stop: &(Mutex<bool>, Condvar)) {
-    let keys_every = Duration::from_secs(keystore::RELOAD_SECONDS);
+pub struct Background {
+    stop: Arc<Stop>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+pub fn start(app: Arc<App>) -> Background {
+    let stop = Arc::new(Stop::default());
+    let spawn = |name: &str, body: fn(&App, &Stop)| {
+        let (app, stop) = (app.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || body(&app, &stop))
+            .expect("spawning a background thread")
+    };
+    let threads = vec![spawn("keys", keys_and_activity), spawn("cleanup", cleanup)];
+    Background { stop, threads }
+}
+
+impl Background {
+    /// Wakes the threads, lets them finish (a last flush), and waits.
+    pub fn stop(self) {
+        *self.stop.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.stop.wake.notify_all();
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn keys_and_activity(app: &App, stop: &Stop) {
     let flush_every = Duration::from_secs(crate::activity::FLUSH_SECONDS);
-    let (mut keys_at, mut flush_at) = (Instant::now(), Instant::now());
-    loop {
-        let (flag, wake) = stop;
-        let stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
-        let (stopped, _) = wake
-            .wait_timeout_while(stopped, Duration::from_secs(1), |stopped| !*stopped)
-            .unwrap_or_else(|p| p.into_inner());
-        if *stopped {
-            break;
+    let mut flushed = Instant::now();
+    while !stop.wait(Duration::from_secs(keystore::RELOAD_SECONDS)) {
+        if let Err(e) = refresh_keys(app) {
+            log::error!("reloading signing keys: {e}");
         }
-        drop(stopped);
-        if keys_at.elapsed() >= keys_every {
-            keys_at = Instant::now();
-            if let Err(e) = refresh_keys(app) {
-                log::error!("reloading signing keys: {e}");
-            }
-        }
-        if flush_at.elapsed() >= flush_every {
-            flush_at = Instant::now();
+        if flushed.elapsed() >= flush_every {
+            flushed = Instant::now();
             flush(app);
         }
     }
@@ -90,4 +106,26 @@ fn refresh_keys(app: &App) -> Result<(), KeyError> {
         log::info!("signing keys reloaded: {}", published.join(", "));
     }
     Ok(())
+}
+
+fn cleanup(app: &App, stop: &Stop) {
+    while !stop.wait(Duration::from_secs(app.config.cleanup_interval)) {
+        let swept = app
+            .db
+            .get()
+            .map_err(|e| e.to_string())
+            .and_then(|mut conn| {
+                cleanup::sweep(&mut conn, clock::now(), app.window, &|| stop.is_set())
+                    .map_err(|e| e.to_string())
+            });
+        match swept {
+            Ok(removed) => {
+                for (table, rows) in removed.by_table() {
+                    app.metrics.cleaned(table, rows);
+                }
+                log::info!("cleanup removed {removed:?}");
+            }
+            Err(e) => log::error!("cleanup: {e}"),
+        }
+    }
 }

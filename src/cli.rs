@@ -16,9 +16,15 @@ USAGE:
     latchkey migrate                  create or upgrade the schema, then exit
     latchkey keys list                show signing keys
     latchkey keys rotate              make a new active signing key
+    latchkey users list [--json]      list users
+    latchkey users delete EMAIL       delete a user and everything they own
+    latchkey users set-password EMAIL set a password read from standard input;
+                                      ends the user's sessions
+    latchkey cleanup                  one cleanup pass, printing what it removed
+    latchkey backup DEST              a consistent online copy of the database
     latchkey --help | --version
 
-EVERY COMMAND:
+EVERY COMMAND (each works while a service runs on the same file):
     --db PATH                     SQLite database file [./latchkey.db]
 
 SERVE FLAGS (each also read from LATCHKEY_<FLAG>, e.g. LATCHKEY_ACCESS_TTL;
@@ -57,6 +63,11 @@ pub enum Command {
     Migrate(Raw),
     KeysList(Raw),
     KeysRotate(Raw),
+    UsersList { raw: Raw, json: bool },
+    UsersDelete { raw: Raw, email: String },
+    UsersSetPassword { raw: Raw, email: String },
+    Cleanup(Raw),
+    Backup { raw: Raw, dest: String },
 }
 
 /// Flag values as text, before validation (see `config`).
@@ -137,13 +148,25 @@ pub fn parse(
     if args.contains(["-V", "--version"]) {
         return Ok(Command::Version);
     }
-    let sub = args.subcommand().map_err(|e| UsageError(e.to_string()))?;
+    // `--db` may come before the subcommand too (`latchkey --db x.db users list`).
+    let db: Option<String> = args
+        .opt_value_from_str("--db")
+        .map_err(|e| UsageError(format!("--db: {}", describe(e))))?;
+    let mut args = Given { args, db };
+    let args = &mut args;
+    let sub = args
+        .args
+        .subcommand()
+        .map_err(|e| UsageError(e.to_string()))?;
     let command = match sub.as_deref() {
-        None | Some("serve") => Command::Serve(flags(&mut args, env, SERVE_FLAGS, SERVE_SWITCHES)?),
-        Some("migrate") => Command::Migrate(flags(&mut args, env, &["--db"], &[])?),
+        None | Some("serve") => Command::Serve(flags(args, env, SERVE_FLAGS, SERVE_SWITCHES)?),
+        Some("migrate") => Command::Migrate(flags(args, env, &["--db"], &[])?),
         Some("keys") => {
-            let action = args.subcommand().map_err(|e| UsageError(e.to_string()))?;
-            let raw = flags(&mut args, env, &["--db"], &[])?;
+            let action = args
+                .args
+                .subcommand()
+                .map_err(|e| UsageError(e.to_string()))?;
+            let raw = flags(args, env, &["--db"], &[])?;
             match action.as_deref() {
                 Some("list") => Command::KeysList(raw),
                 Some("rotate") => Command::KeysRotate(raw),
@@ -151,9 +174,43 @@ pub fn parse(
                 None => return Err(UsageError("keys needs 'list' or 'rotate'".into())),
             }
         }
+        Some("users") => {
+            let action = args
+                .args
+                .subcommand()
+                .map_err(|e| UsageError(e.to_string()))?;
+            let json = action.as_deref() == Some("list") && args.args.contains("--json");
+            let raw = flags(args, env, &["--db"], &[])?;
+            match action.as_deref() {
+                Some("list") => Command::UsersList { raw, json },
+                Some("delete") => Command::UsersDelete {
+                    raw,
+                    email: free(args, "EMAIL")?,
+                },
+                Some("set-password") => Command::UsersSetPassword {
+                    raw,
+                    email: free(args, "EMAIL")?,
+                },
+                Some(other) => return Err(UsageError(format!("unknown users command '{other}'"))),
+                None => {
+                    return Err(UsageError(
+                        "users needs 'list', 'delete' or 'set-password'".into(),
+                    ));
+                }
+            }
+        }
+        Some("cleanup") => Command::Cleanup(flags(args, env, &["--db"], &[])?),
+        Some("backup") => {
+            let raw = flags(args, env, &["--db"], &[])?;
+            Command::Backup {
+                raw,
+                dest: free(args, "DEST")?,
+            }
+        }
         Some(other) => return Err(UsageError(format!("unknown command '{other}'"))),
     };
-    let rest = args.finish();
+    let rest =
+        std::mem::replace(&mut args.args, pico_args::Arguments::from_vec(Vec::new())).finish();
     if let Some(first) = rest.first() {
         return Err(UsageError(format!(
             "unexpected argument '{}'",
@@ -163,19 +220,29 @@ pub fn parse(
     Ok(command)
 }
 
+/// The arguments still to read, and a `--db` read before the subcommand.
+struct Given {
+    args: pico_args::Arguments,
+    db: Option<String>,
+}
+
 /// Reads each flag (or its variable) once, in the order given.
 fn flags(
-    args: &mut pico_args::Arguments,
+    given: &mut Given,
     env: &dyn Fn(&str) -> Option<String>,
     valued: &[&'static str],
     switches: &[&'static str],
 ) -> Result<Raw, UsageError> {
     let mut raw = Raw::default();
+    let args = &mut given.args;
     for &flag in valued {
-        let given: Option<String> = args
+        let mut value: Option<String> = args
             .opt_value_from_str(flag)
             .map_err(|e| UsageError(format!("{flag}: {}", describe(e))))?;
-        if let Some(value) = given.or_else(|| env(&env_name(flag))) {
+        if flag == "--db" {
+            value = value.or(given.db.take());
+        }
+        if let Some(value) = value.or_else(|| env(&env_name(flag))) {
             raw.values.push((flag, value));
         }
     }
@@ -193,6 +260,15 @@ fn flags(
         }
     }
     Ok(raw)
+}
+
+/// A required positional argument.
+fn free(given: &mut Given, what: &str) -> Result<String, UsageError> {
+    given
+        .args
+        .opt_free_from_str::<String>()
+        .map_err(|e| UsageError(format!("{what}: {}", describe(e))))?
+        .ok_or_else(|| UsageError(format!("missing {what}")))
 }
 
 fn describe(e: pico_args::Error) -> String {
@@ -281,6 +357,27 @@ mod tests {
             Ok(Command::KeysRotate(_))
         ));
         assert!(run(&["keys"], &[]).is_err());
+        assert!(matches!(
+            run(&["users", "list", "--json"], &[]),
+            Ok(Command::UsersList { json: true, .. })
+        ));
+        match run(&["users", "set-password", "a@x.io", "--db", "f.db"], &[]) {
+            Ok(Command::UsersSetPassword { raw, email }) => {
+                assert_eq!((email.as_str(), raw.get("--db")), ("a@x.io", Some("f.db")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(run(&["users", "delete"], &[]).is_err());
+        assert!(matches!(
+            run(&["backup", "/tmp/x.db"], &[]),
+            Ok(Command::Backup { .. })
+        ));
+        assert!(run(&["backup"], &[]).is_err());
+        assert!(matches!(run(&["cleanup"], &[]), Ok(Command::Cleanup(_))));
+        match run(&["--db", "first.db", "keys", "list"], &[]) {
+            Ok(Command::KeysList(raw)) => assert_eq!(raw.get("--db"), Some("first.db")),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(run(&["--help"], &[]), Ok(Command::Help));
         assert_eq!(run(&["--version"], &[]), Ok(Command::Version));
     }

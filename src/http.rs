@@ -20,6 +20,11 @@ pub fn json<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
         return Err(ApiError::UnsupportedMediaType);
     }
     let body = body(request, JSON_LIMIT)?;
+    // serde would also fill a struct from a JSON array; only an object is
+    // the body the contract describes.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::InvalidJson);
+    }
     serde_json::from_slice(&body).map_err(|_| ApiError::InvalidJson)
 }
 
@@ -138,7 +143,7 @@ mod tests {
     #[test]
     fn json_refuses_bad_and_oversized_bodies() {
         let ct = [("Content-Type", "application/json")];
-        for bad in ["", "nope", "[]", r#"{"email": 5}"#] {
+        for bad in ["", "nope", "[]", r#"["a@b.io"]"#, r#"{"email": 5}"#] {
             assert!(
                 matches!(json::<Body>(&post(&ct, bad)), Err(ApiError::InvalidJson)),
                 "{bad}"

@@ -9,6 +9,7 @@ mod admin;
 mod app;
 mod auth;
 mod background;
+mod cleanup;
 mod cli;
 mod clock;
 mod config;
@@ -22,7 +23,9 @@ mod images;
 mod jwt;
 mod keys;
 mod keystore;
+mod metrics;
 mod multipart;
+mod notify;
 mod password;
 mod router;
 mod server;
@@ -31,6 +34,7 @@ mod validate;
 mod workers;
 
 use cli::Command;
+use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -62,6 +66,13 @@ fn main() -> ExitCode {
         Command::Migrate(raw) => admin::migrate(&config::db_path(&raw)),
         Command::KeysList(raw) => admin::keys_list(&config::db_path(&raw)),
         Command::KeysRotate(raw) => admin::keys_rotate(&config::db_path(&raw)),
+        Command::UsersList { raw, json } => admin::users_list(&config::db_path(&raw), json),
+        Command::UsersDelete { raw, email } => admin::users_delete(&config::db_path(&raw), &email),
+        Command::UsersSetPassword { raw, email } => {
+            admin::users_set_password(&config::db_path(&raw), &email)
+        }
+        Command::Cleanup(raw) => admin::cleanup(&config::db_path(&raw)),
+        Command::Backup { raw, dest } => admin::backup(&config::db_path(&raw), Path::new(&dest)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

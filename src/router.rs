@@ -35,6 +35,8 @@ pub enum Route {
     GetAvatar,
     Jwks,
     Healthz,
+    Metrics,
+    OpenApi,
 }
 
 impl Route {
@@ -62,6 +64,8 @@ impl Route {
             Route::GetAvatar => "get_avatar",
             Route::Jwks => "jwks",
             Route::Healthz => "healthz",
+            Route::Metrics => "metrics",
+            Route::OpenApi => "openapi",
         }
     }
 }
@@ -139,6 +143,8 @@ const TABLE: &[Entry] = &[
     ),
     entry("/.well-known/jwks.json", &["GET"], &[("GET", Route::Jwks)]),
     entry("/healthz", &["GET"], &[("GET", Route::Healthz)]),
+    entry("/metrics", &["GET"], &[("GET", Route::Metrics)]),
+    entry("/openapi.json", &["GET"], &[("GET", Route::OpenApi)]),
 ];
 
 /// A resolved request: the route and the id in its path, if it has one.
@@ -209,6 +215,8 @@ fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response,
         Route::GetAvatar => media::get_avatar(app, request, id),
         Route::Jwks => ops::jwks(app, request),
         Route::Healthz => ops::healthz(app, request),
+        Route::Metrics => ops::metrics(app, request),
+        Route::OpenApi => ops::openapi(app, request),
     }
 }
 
@@ -227,13 +235,15 @@ pub fn handle(app: &App, request: &Request) -> Response {
         Err(e) => error_response(app, &e),
     };
     let response = with_default_headers(response);
+    let elapsed = started.elapsed().as_secs_f64();
+    app.metrics.request(name, response.status_code, elapsed);
     log::info!(
         target: "latchkey::access",
         "{} {} {} {:.1}ms",
         request.method(),
         name,
         response.status_code,
-        started.elapsed().as_secs_f64() * 1000.0
+        elapsed * 1000.0
     );
     response
 }

@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::http1::{self, Refusal, Stopper};
 use crate::jwt;
 use crate::keystore;
+use crate::notify;
 use crate::password::Hasher;
 use crate::router;
 use crate::workers::Workers;
@@ -81,6 +82,7 @@ pub fn run(config: Config) -> Result<(), String> {
         let thread = std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {
                 log::info!("signal {signal}: stopping");
+                notify_systemd("STOPPING=1");
                 stopper.stop();
             }
         });
@@ -89,6 +91,7 @@ pub fn run(config: Config) -> Result<(), String> {
 
     println!("listening on {address}");
     let _ = std::io::stdout().flush();
+    notify_systemd(&format!("READY=1\nSTATUS=listening on {address}"));
     log::info!(
         "latchkey {} serving {} with {} workers (ready in {} ms)",
         env!("CARGO_PKG_VERSION"),
@@ -126,5 +129,13 @@ impl http1::Service for Service {
         };
         log::info!(target: "latchkey::access", "- - {} refused by the connection layer", error.status());
         router::error_response(&self.0, &error)
+    }
+}
+
+/// Tells systemd (`Type=notify`) about readiness and stopping; a no-op
+/// outside systemd.
+fn notify_systemd(state: &str) {
+    if let Err(e) = notify::notify(std::env::var_os("NOTIFY_SOCKET").as_deref(), state) {
+        log::warn!("telling systemd {state:?}: {e}");
     }
 }

@@ -85,6 +85,13 @@ pub fn find_by_email_key(conn: &Connection, key: &str) -> rusqlite::Result<Optio
         .optional()
 }
 
+/// Every user, oldest first (for `latchkey users list`).
+pub fn list(conn: &Connection) -> rusqlite::Result<Vec<User>> {
+    conn.prepare(&format!("{SELECT} ORDER BY u.created_at, u.rowid"))?
+        .query_map([], from_row)?
+        .collect()
+}
+
 pub fn find(conn: &Connection, id: &str) -> rusqlite::Result<Option<User>> {
     conn.prepare_cached(&format!("{SELECT} WHERE u.id = ?1"))?
         .query_row([id], from_row)

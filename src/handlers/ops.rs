@@ -1,4 +1,5 @@
-//! Operational endpoints: health and the published signing keys.
+//! Operational endpoints: health, metrics, the OpenAPI document and the
+//! published signing keys.
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -9,21 +10,37 @@ use serde::Serialize;
 #[derive(Serialize)]
 struct Health {
     status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'static str>,
 }
 
-/// `GET /healthz`: 200 when the database answers a query, 503 otherwise.
+/// `GET /healthz`: 200 when the database answers a query; otherwise 503 with
+/// an error body (`code`, `detail`) and `Retry-After`, as every 503 has.
 pub fn healthz(app: &App, _request: &Request) -> Result<Response, ApiError> {
     let answers = app.conn().ok().is_some_and(|conn| {
         conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
             .is_ok()
     });
-    let (status, body) = if answers {
-        (200, "ok")
+    let response = if answers {
+        http::json_response(
+            200,
+            &Health {
+                status: "ok",
+                code: None,
+                detail: None,
+            },
+        )
     } else {
-        (503, "unavailable")
+        let body = Health {
+            status: "unavailable",
+            code: Some("unavailable"),
+            detail: Some("The database does not answer."),
+        };
+        http::json_response(503, &body).with_unique_header("Retry-After", "5")
     };
-    Ok(http::json_response(status, &Health { status: body })
-        .with_unique_header("Cache-Control", "no-cache"))
+    Ok(response.with_unique_header("Cache-Control", "no-cache"))
 }
 
 /// `GET /.well-known/jwks.json`: the public keys that verify latchkey's tokens.
@@ -32,4 +49,20 @@ pub fn healthz(app: &App, _request: &Request) -> Result<Response, ApiError> {
 pub fn jwks(app: &App, _request: &Request) -> Result<Response, ApiError> {
     Ok(http::json_response(200, &app.keys().jwks())
         .with_unique_header("Cache-Control", "public, max-age=300"))
+}
+
+/// `GET /metrics`: Prometheus metrics (OpenMetrics text).
+pub fn metrics(app: &App, _request: &Request) -> Result<Response, ApiError> {
+    let text = app.metrics.render(app.hasher.queue_len());
+    Ok(Response::from_data(crate::metrics::CONTENT_TYPE, text)
+        .with_unique_header("Cache-Control", "no-cache"))
+}
+
+/// The OpenAPI 3.1 document of the whole contract, built into the binary.
+const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// `GET /openapi.json`.
+pub fn openapi(_app: &App, _request: &Request) -> Result<Response, ApiError> {
+    Ok(Response::from_data("application/json", OPENAPI)
+        .with_unique_header("Cache-Control", "no-cache"))
 }

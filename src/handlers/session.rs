@@ -9,6 +9,7 @@ use crate::error::{ApiError, FieldErrors};
 use crate::handlers::UserView;
 use crate::http;
 use crate::ids::{self, Secret};
+use crate::metrics::Issued;
 use crate::password::Overloaded;
 use crate::tokens::{self, TokenKind};
 use crate::validate;
@@ -172,6 +173,7 @@ pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
     let verdict = app
         .hasher
         .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))?;
+    app.metrics.login(verdict.ok && user.is_some());
     let Some(user) = user.filter(|_| verdict.ok) else {
         return Err(ApiError::InvalidCredentials);
     };
@@ -204,6 +206,7 @@ pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
         Ok::<_, ApiError>(())
     })?;
     let access_token = auth::access_token(app, &user.id, &session_id);
+    app.metrics.issued(Issued::Refresh);
     Ok(http::token_response(
         200,
         &LogInResponse {
@@ -272,10 +275,14 @@ pub fn refresh(app: &App, request: &Request) -> Result<Response, ApiError> {
             session_id,
             user_id,
             successor,
-        } => (session_id, user_id, Some(successor)),
+        } => {
+            app.metrics.issued(Issued::Refresh);
+            (session_id, user_id, Some(successor))
+        }
         refresh_tokens::Refreshed::Refused => return Err(ApiError::InvalidRefreshToken),
         refresh_tokens::Refreshed::ReuseDetected => {
             log::warn!("a replaced refresh token was reused: its session was ended");
+            app.metrics.refresh_reuse();
             return Err(ApiError::InvalidRefreshToken);
         }
     };

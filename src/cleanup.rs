@@ -1,0 +1,152 @@
+//! Deleting what has expired: refresh tokens and sessions, private tokens,
+//! and signing keys past their retirement. Each batch is its own short
+//! transaction, with a pause between batches so a request waiting to write
+//! gets the lock; a sweep of a million rows never holds it for long.
+
+use crate::db::{self, signing_keys};
+use rusqlite::{Connection, params};
+use std::time::Duration;
+
+/// Rows per transaction: a few milliseconds of work.
+const BATCH: i64 = 500;
+
+/// Time between batches for other writers (SQLite's busy handler retries
+/// after 1, 2, 5 … ms, so a waiting request gets in).
+const PAUSE: Duration = Duration::from_millis(10);
+
+/// Private tokens are kept this long past `exp`, the longest leeway, so a
+/// token is never refused as revoked while it would still verify.
+const MAX_LEEWAY: i64 = 60;
+
+/// What one sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Removed {
+    pub sessions: usize,
+    pub refresh_tokens: usize,
+    pub private_tokens: usize,
+    pub signing_keys: usize,
+}
+
+impl Removed {
+    pub fn by_table(&self) -> [(&'static str, usize); 4] {
+        [
+            ("sessions", self.sessions),
+            ("refresh_tokens", self.refresh_tokens),
+            ("private_tokens", self.private_tokens),
+            ("signing_keys", self.signing_keys),
+        ]
+    }
+}
+
+/// One sweep at `now`. `stop` is asked between batches; a stopped sweep
+/// returns what it removed so far.
+pub fn sweep(
+    conn: &mut Connection,
+    now: i64,
+    window: signing_keys::Window,
+    stop: &dyn Fn() -> bool,
+) -> rusqlite::Result<Removed> {
+    const REFRESH: &str = "DELETE FROM refresh_tokens WHERE token_hash IN
+        (SELECT token_hash FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)";
+    const SESSIONS: &str = "DELETE FROM sessions WHERE id IN
+        (SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)";
+    const PRIVATE: &str = "DELETE FROM private_tokens WHERE id IN
+        (SELECT id FROM private_tokens WHERE expires_at <= ?1 LIMIT ?2)";
+    let mut removed = Removed {
+        refresh_tokens: in_batches(conn, REFRESH, now, stop)?,
+        sessions: in_batches(conn, SESSIONS, now, stop)?,
+        private_tokens: in_batches(conn, PRIVATE, now - MAX_LEEWAY, stop)?,
+        signing_keys: 0,
+    };
+    if stop() {
+        return Ok(removed);
+    }
+    removed.signing_keys = db::write(conn, |tx| signing_keys::delete_dropped(tx, now, window))?;
+    Ok(removed)
+}
+
+/// Runs a `DELETE … LIMIT ?2` statement until it removes less than a batch.
+fn in_batches(
+    conn: &mut Connection,
+    sql: &str,
+    before: i64,
+    stop: &dyn Fn() -> bool,
+) -> rusqlite::Result<usize> {
+    let mut total = 0;
+    while !stop() {
+        let n = db::write(conn, |tx| {
+            tx.prepare_cached(sql)?.execute(params![before, BATCH])
+        })?;
+        total += n;
+        if (n as i64) < BATCH {
+            break;
+        }
+        std::thread::sleep(PAUSE);
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::test_connection;
+
+    #[test]
+    fn expired_rows_go_and_live_ones_stay() {
+        let mut conn = test_connection();
+        conn.execute_batch(
+            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
+             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0);
+             INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
+             VALUES ('old', 'u1', 0, 0, 50), ('live', 'u1', 0, 0, 5000);
+             INSERT INTO private_tokens (id, user_id, name, kid, created_at, expires_at)
+             VALUES ('p-old', 'u1', 'a', 'k', 0, 10), ('p-grace', 'u1', 'b', 'k', 0, 90),
+                    ('p-live', 'u1', 'c', 'k', 0, 9000);",
+        )
+        .unwrap();
+        for i in 0..1200u32 {
+            let expires = if i % 2 == 0 { 10 } else { 5000 };
+            conn.execute(
+                "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+                 VALUES (?1, 'live', 0, ?2)",
+                params![&i.to_be_bytes()[..], expires],
+            )
+            .unwrap();
+        }
+        let window = signing_keys::Window {
+            access: 10,
+            leeway: 0,
+        };
+        let removed = sweep(&mut conn, 100, window, &|| false).unwrap();
+        assert_eq!(
+            removed,
+            Removed {
+                sessions: 1,
+                refresh_tokens: 600,
+                private_tokens: 1,
+                signing_keys: 0
+            }
+        );
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM refresh_tokens", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 600);
+        assert_eq!(
+            sweep(&mut conn, 100, window, &|| false).unwrap(),
+            Removed::default()
+        );
+    }
+
+    #[test]
+    fn a_stopped_sweep_stops() {
+        let mut conn = test_connection();
+        let window = signing_keys::Window {
+            access: 10,
+            leeway: 0,
+        };
+        assert_eq!(
+            sweep(&mut conn, 100, window, &|| true).unwrap(),
+            Removed::default()
+        );
+    }
+}

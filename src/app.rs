@@ -9,6 +9,7 @@ use crate::db::signing_keys::Window;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::password::Hasher;
+use crate::throttle::Throttle;
 use crate::tokens::{Expectations, KeyRing};
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -23,6 +24,7 @@ pub struct App {
     pub expect: Expectations,
     pub activity: Activity,
     pub metrics: Metrics,
+    pub throttle: Throttle,
     /// The secret behind rotated refresh tokens (`db::refresh_tokens`).
     pub rotation_secret: Vec<u8>,
     /// How long a retired key's access tokens may live (`keystore`).
@@ -48,6 +50,7 @@ impl App {
             audience: config.audience.clone(),
             leeway: config.leeway,
         };
+        let throttle = Throttle::new(config.login_max_failures, config.login_window);
         App {
             config,
             db: parts.db,
@@ -55,6 +58,7 @@ impl App {
             expect,
             activity: Activity::default(),
             metrics: Metrics::default(),
+            throttle,
             rotation_secret: parts.rotation_secret,
             window: parts.window,
             image_lock: Mutex::new(()),

@@ -11,6 +11,8 @@ use crate::error::ApiError;
 use crate::http;
 use crate::ids;
 use crate::metrics::Issued;
+use crate::password::Verdict;
+use crate::throttle;
 use crate::tokens::{self, Claims, TokenError, TokenKind};
 use rouille::Request;
 
@@ -119,4 +121,34 @@ pub fn private_token(
         tokens::sign(&keys, TokenKind::Private, &claims),
         keys.active().kid.clone(),
     )
+}
+
+/// Checks a password against the stored hash (`None`: an unknown account,
+/// checked against a dummy hash so the time is the same), under login
+/// throttling: a blocked email or client address gets 429 before any
+/// hashing, a failure counts against both, a success clears the email's count.
+pub fn check_password(
+    app: &App,
+    request: &Request,
+    email_key: &str,
+    password: &str,
+    stored: Option<&str>,
+) -> Result<Verdict, ApiError> {
+    let now = clock::now();
+    let address = throttle::client_address(
+        Some(request.remote_addr().ip()),
+        request.header("X-Forwarded-For"),
+        &app.config.trusted_proxies,
+    );
+    if let Some(retry_after) = app.throttle.check(email_key, address, now) {
+        return Err(ApiError::TooManyRequests { retry_after });
+    }
+    let mut verdict = app.hasher.verify(password, stored)?;
+    verdict.ok &= stored.is_some();
+    if verdict.ok {
+        app.throttle.succeeded(email_key);
+    } else {
+        app.throttle.failed(email_key, address, now);
+    }
+    Ok(verdict)
 }

@@ -94,10 +94,12 @@ fn flush(app: &App) {
 fn refresh_keys(app: &App) -> Result<(), KeyError> {
     let mut conn = app.db.get().map_err(|e| KeyError(e.to_string()))?;
     let interval = app.config.key_rotation_interval as i64;
-    if interval > 0 {
-        if let Some(kid) = keystore::rotate(&mut conn, Some(clock::now() - interval))? {
-            log::info!("rotated the signing key: {kid} signs from now on");
-        }
+    // Only a key that has served its period is worth a write transaction.
+    if interval > 0
+        && app.keys().active().created_at <= clock::now() - interval
+        && let Some(kid) = keystore::rotate(&mut conn, Some(clock::now() - interval))?
+    {
+        log::info!("rotated the signing key: {kid} signs from now on");
     }
     let published = keystore::published_kids(&conn, app.window)?;
     let current: Vec<String> = app.keys().jwks().keys.into_iter().map(|k| k.kid).collect();

@@ -49,6 +49,9 @@ a flag beats its variable):
     --idle-timeout SECS           close idle keep-alive connections [30]
     --request-timeout SECS        time allowed to send a request [10]
     --max-connections N           open connections at most [1024]
+    --trusted-proxy ADDR          a reverse proxy whose X-Forwarded-For is
+                                  believed for the client address (repeatable;
+                                  LATCHKEY_TRUSTED_PROXY takes a comma list)
 
 Logging: RUST_LOG=info (the default) writes one access line per request to
 standard error; RUST_LOG=debug adds more.
@@ -75,6 +78,8 @@ pub enum Command {
 pub struct Raw {
     pub values: Vec<(&'static str, String)>,
     pub switches: Vec<&'static str>,
+    /// Repeatable flags (`--trusted-proxy`), all their values.
+    pub lists: Vec<(&'static str, Vec<String>)>,
 }
 
 impl Raw {
@@ -87,6 +92,13 @@ impl Raw {
 
     pub fn has(&self, flag: &str) -> bool {
         self.switches.contains(&flag)
+    }
+
+    pub fn list(&self, flag: &str) -> &[String] {
+        self.lists
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map_or(&[], |(_, v)| v)
     }
 }
 
@@ -127,6 +139,9 @@ pub const SERVE_FLAGS: &[&str] = &[
 /// Switches (no value), for `serve`.
 pub const SERVE_SWITCHES: &[&str] = &["--rotate-refresh-tokens"];
 
+/// Repeatable flags, for `serve`; their variable holds a comma-separated list.
+pub const SERVE_LISTS: &[&str] = &["--trusted-proxy"];
+
 /// `--access-ttl` → `LATCHKEY_ACCESS_TTL`.
 pub fn env_name(flag: &str) -> String {
     format!(
@@ -159,7 +174,28 @@ pub fn parse(
         .subcommand()
         .map_err(|e| UsageError(e.to_string()))?;
     let command = match sub.as_deref() {
-        None | Some("serve") => Command::Serve(flags(args, env, SERVE_FLAGS, SERVE_SWITCHES)?),
+        None | Some("serve") => {
+            let mut raw = flags(args, env, SERVE_FLAGS, SERVE_SWITCHES)?;
+            for &flag in SERVE_LISTS {
+                let mut values: Vec<String> = args
+                    .args
+                    .values_from_str(flag)
+                    .map_err(|e| UsageError(format!("{flag}: {}", describe(e))))?;
+                if values.is_empty() {
+                    values = env(&env_name(flag))
+                        .map(|v| {
+                            v.split(',')
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                                .map(String::from)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                }
+                raw.lists.push((flag, values));
+            }
+            Command::Serve(raw)
+        }
         Some("migrate") => Command::Migrate(flags(args, env, &["--db"], &[])?),
         Some("keys") => {
             let action = args
@@ -307,7 +343,9 @@ mod tests {
 
     #[test]
     fn bare_invocation_serves() {
-        assert_eq!(serve_raw(run(&[], &[]).unwrap()), Raw::default());
+        let raw = serve_raw(run(&[], &[]).unwrap());
+        assert!(raw.values.is_empty() && raw.switches.is_empty());
+        assert!(raw.list("--trusted-proxy").is_empty());
     }
 
     #[test]
@@ -321,6 +359,20 @@ mod tests {
         );
         assert_eq!(raw.get("--access-ttl"), Some("60"));
         assert_eq!(raw.get("--leeway"), Some("5"));
+    }
+
+    #[test]
+    fn repeatable_flags_collect_every_value() {
+        let raw = serve_raw(
+            run(
+                &["--trusted-proxy", "10.0.0.1", "--trusted-proxy", "::1"],
+                &[],
+            )
+            .unwrap(),
+        );
+        assert_eq!(raw.list("--trusted-proxy"), ["10.0.0.1", "::1"]);
+        let raw = serve_raw(run(&[], &[("LATCHKEY_TRUSTED_PROXY", "10.0.0.1, 10.0.0.2")]).unwrap());
+        assert_eq!(raw.list("--trusted-proxy"), ["10.0.0.1", "10.0.0.2"]);
     }
 
     #[test]

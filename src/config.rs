@@ -4,7 +4,7 @@
 //! `--help`, the README's configuration table and the behaviour agree.
 
 use crate::cli::{Raw, UsageError};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -32,6 +32,7 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
     pub max_connections: usize,
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// The database path alone, for subcommands other than `serve`.
@@ -83,6 +84,14 @@ impl Config {
             idle_timeout: Duration::from_secs(positive(raw, "--idle-timeout", 30)?),
             request_timeout: Duration::from_secs(positive(raw, "--request-timeout", 10)?),
             max_connections: positive(raw, "--max-connections", 1024)?,
+            trusted_proxies: raw
+                .list("--trusted-proxy")
+                .iter()
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| bad("--trusted-proxy", &format!("'{v}' is not an IP address")))
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -137,7 +146,7 @@ mod tests {
     fn raw(values: &[(&'static str, &str)]) -> Raw {
         Raw {
             values: values.iter().map(|(f, v)| (*f, v.to_string())).collect(),
-            switches: Vec::new(),
+            ..Raw::default()
         }
     }
 

@@ -29,6 +29,7 @@ mod notify;
 mod password;
 mod router;
 mod server;
+mod throttle;
 mod tokens;
 mod validate;
 mod workers;

@@ -153,7 +153,8 @@ pub fn refresh(
     }
 }
 
-/// Live (current, unexpired) refresh tokens of a session, for tests and checks.
+/// Live (current, unexpired) refresh tokens of a session.
+#[cfg(test)]
 pub fn live_count(conn: &Connection, session_id: &str, now: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "SELECT count(*) FROM refresh_tokens

@@ -20,6 +20,11 @@ pub fn get_profile(app: &App, request: &Request) -> Result<Response, ApiError> {
     Ok(http::json_response(200, &UserView::from(user)))
 }
 
+/// The throttling key of an account: its email's uniqueness key, as at login.
+fn user_key(user: &users::User) -> String {
+    validate::email(&user.email).map_or_else(|_| user.email.to_lowercase(), |e| e.key)
+}
+
 fn current_user(app: &App, caller: &Caller) -> Result<users::User, ApiError> {
     users::find(&*app.conn()?, &caller.user_id)?.ok_or(ApiError::TokenNotValid)
 }
@@ -107,7 +112,15 @@ pub fn update_profile(app: &App, request: &Request) -> Result<Response, ApiError
         let password = body.current_password.ok_or_else(|| {
             ApiError::field("current_password", "is required to change the email")
         })?;
-        if !app.hasher.verify(&password, Some(&user.password_hash))?.ok {
+        if !auth::check_password(
+            app,
+            request,
+            &user_key(&user),
+            &password,
+            Some(&user.password_hash),
+        )?
+        .ok
+        {
             return Err(ApiError::InvalidCredentials);
         }
     }
@@ -170,7 +183,15 @@ pub fn change_password(app: &App, request: &Request) -> Result<Response, ApiErro
         return Err(ApiError::Validation(fields));
     };
     let user = current_user(app, &caller)?;
-    if !app.hasher.verify(&current, Some(&user.password_hash))?.ok {
+    if !auth::check_password(
+        app,
+        request,
+        &user_key(&user),
+        &current,
+        Some(&user.password_hash),
+    )?
+    .ok
+    {
         return Err(ApiError::InvalidCredentials);
     }
     let hash = app.hasher.hash(&new)?;
@@ -195,7 +216,15 @@ pub fn delete_profile(app: &App, request: &Request) -> Result<Response, ApiError
         .password
         .ok_or_else(|| ApiError::field("password", "is required"))?;
     let user = current_user(app, &caller)?;
-    if !app.hasher.verify(&password, Some(&user.password_hash))?.ok {
+    if !auth::check_password(
+        app,
+        request,
+        &user_key(&user),
+        &password,
+        Some(&user.password_hash),
+    )?
+    .ok
+    {
         return Err(ApiError::InvalidCredentials);
     }
     db::write(&mut *app.conn()?, |tx| users::delete(tx, &user.id))?;

@@ -166,14 +166,16 @@ pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
     };
     // An address that isn't valid can't belong to anyone, but it still costs a
     // (dummy) verification, so timing never tells which emails exist.
-    let user = match validate::email(&email) {
-        Ok(email) => users::find_by_email_key(&*app.conn()?, &email.key)?,
-        Err(_) => None,
+    let (key, user) = match validate::email(&email) {
+        Ok(email) => {
+            let user = users::find_by_email_key(&*app.conn()?, &email.key)?;
+            (email.key, user)
+        }
+        Err(_) => (email.trim().to_lowercase(), None),
     };
-    let verdict = app
-        .hasher
-        .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))?;
-    app.metrics.login(verdict.ok && user.is_some());
+    let stored = user.as_ref().map(|u| u.password_hash.as_str());
+    let verdict = auth::check_password(app, request, &key, &password, stored)?;
+    app.metrics.login(verdict.ok);
     let Some(user) = user.filter(|_| verdict.ok) else {
         return Err(ApiError::InvalidCredentials);
     };

@@ -137,10 +137,10 @@ fn mint(
         expires_at,
     };
     db::write(&mut *app.conn()?, |tx| {
-        if let Some(old) = replaces {
-            if !private_tokens::delete_of_user(tx, old, user_id)? {
-                return Err(ApiError::NotFound);
-            }
+        if let Some(old) = replaces
+            && !private_tokens::delete_of_user(tx, old, user_id)?
+        {
+            return Err(ApiError::NotFound);
         }
         private_tokens::insert(tx, &row)?;
         Ok(())

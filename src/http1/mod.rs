@@ -20,7 +20,7 @@ mod tests;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -124,7 +124,14 @@ struct Shared {
     connections: Mutex<Connections>,
     /// Signalled when a connection closes, for `serve`'s final wait.
     closed: Condvar,
+    /// Bytes of request bodies that may be held at once, across connections.
+    body_budget: AtomicUsize,
 }
+
+/// All request bodies being read or handled at once stay under this, so a
+/// thousand clients each sending the largest upload cannot exhaust memory:
+/// a request that does not fit is refused at once with 503.
+pub const BODY_BUDGET: usize = 64 * 1024 * 1024;
 
 #[derive(Default)]
 struct Connections {
@@ -183,6 +190,7 @@ pub fn serve(
         stopper,
         connections: Mutex::default(),
         closed: Condvar::new(),
+        body_budget: AtomicUsize::new(BODY_BUDGET),
     });
     // Accepting only moves sockets to the admitting thread, which starts connection
     // threads, and several threads accept: the kernel's accept queue (128 with std's

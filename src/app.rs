@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::throttle::Throttle;
 use crate::tokens::{Expectations, KeyRing};
+use crate::verified::Verified;
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 use std::sync::{Arc, Mutex, RwLock};
@@ -25,6 +26,8 @@ pub struct App {
     pub activity: Activity,
     pub metrics: Metrics,
     pub throttle: Throttle,
+    /// Tokens already verified (see `verified`).
+    pub verified: Verified,
     /// The secret behind rotated refresh tokens (`db::refresh_tokens`).
     pub rotation_secret: Vec<u8>,
     /// How long a retired key's access tokens may live (`keystore`).
@@ -59,6 +62,7 @@ impl App {
             activity: Activity::default(),
             metrics: Metrics::default(),
             throttle,
+            verified: Verified::default(),
             rotation_secret: parts.rotation_secret,
             window: parts.window,
             image_lock: Mutex::new(()),
@@ -78,5 +82,6 @@ impl App {
     /// Swaps in reloaded keys (after a rotation, or when one is dropped).
     pub fn replace_keys(&self, keys: KeyRing) {
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        self.verified.clear();
     }
 }

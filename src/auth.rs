@@ -47,11 +47,18 @@ impl Caller {
 pub fn caller(app: &App, request: &Request) -> Result<Caller, ApiError> {
     let token = http::bearer(request)?;
     let now = clock::now();
-    let (kind, claims) =
-        tokens::verify(&app.keys(), &app.expect, token, now).map_err(|e| match e {
-            TokenError::Invalid => ApiError::TokenNotValid,
-            TokenError::Expired => ApiError::TokenExpired,
-        })?;
+    let (kind, claims) = match app.verified.get(token, now, app.expect.leeway) {
+        Some(known) => known,
+        None => {
+            let (kind, claims) =
+                tokens::verify(&app.keys(), &app.expect, token, now).map_err(|e| match e {
+                    TokenError::Invalid => ApiError::TokenNotValid,
+                    TokenError::Expired => ApiError::TokenExpired,
+                })?;
+            app.verified.insert(token, kind, &claims);
+            (kind, claims)
+        }
+    };
     let conn = app.conn()?;
     // One indexed read each, no write: the session (and so the user) still
     // exists; the private token has not been revoked.

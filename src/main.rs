@@ -32,6 +32,7 @@ mod server;
 mod throttle;
 mod tokens;
 mod validate;
+mod verified;
 mod workers;
 
 use cli::Command;

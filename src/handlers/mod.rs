@@ -10,7 +10,23 @@ pub mod tokens;
 
 use crate::clock;
 use crate::db::users::User;
+use crate::error::FieldErrors;
 use serde::Serialize;
+
+/// A field rule applied to an optional value: the cleaned value, or `None`
+/// with the problem recorded in `fields`.
+pub fn checked(
+    fields: &mut FieldErrors,
+    field: &'static str,
+    value: Option<String>,
+    rule: fn(&str) -> Result<String, &'static str>,
+) -> Option<String> {
+    value.and_then(|v| {
+        rule(&v)
+            .map_err(|problem| fields.insert(field, problem))
+            .ok()
+    })
+}
 
 /// USER in the contract. Never the password hash.
 #[derive(Serialize)]

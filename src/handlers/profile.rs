@@ -6,7 +6,7 @@ use crate::auth::{self, Caller};
 use crate::clock;
 use crate::db::{self, sessions, users};
 use crate::error::{ApiError, FieldErrors};
-use crate::handlers::{UserView, media};
+use crate::handlers::{UserView, checked, media};
 use crate::http;
 use crate::multipart;
 use crate::validate;
@@ -20,9 +20,19 @@ pub fn get_profile(app: &App, request: &Request) -> Result<Response, ApiError> {
     Ok(http::json_response(200, &UserView::from(user)))
 }
 
-/// The throttling key of an account: its email's uniqueness key, as at login.
-fn user_key(user: &users::User) -> String {
-    validate::email(&user.email).map_or_else(|_| user.email.to_lowercase(), |e| e.key)
+/// The current password, checked (and throttled) as at login under the
+/// account's email key; a wrong one is 401 `invalid_credentials`.
+fn confirm_password(
+    app: &App,
+    request: &Request,
+    user: &users::User,
+    password: &str,
+) -> Result<(), ApiError> {
+    let key = validate::email(&user.email).map_or_else(|_| user.email.to_lowercase(), |e| e.key);
+    match auth::check_password(app, request, &key, password, Some(&user.password_hash))?.ok {
+        true => Ok(()),
+        false => Err(ApiError::InvalidCredentials),
+    }
 }
 
 fn current_user(app: &App, caller: &Caller) -> Result<users::User, ApiError> {
@@ -84,14 +94,7 @@ pub fn update_profile(app: &App, request: &Request) -> Result<Response, ApiError
     let caller = auth::caller(app, request)?;
     let (body, image) = read_update(app, request)?;
     let mut fields = FieldErrors::new();
-    let mut check =
-        |field, value: Option<String>, rule: fn(&str) -> Result<String, &'static str>| {
-            value.and_then(|v| {
-                rule(&v)
-                    .map_err(|problem| fields.insert(field, problem))
-                    .ok()
-            })
-        };
+    let mut check = |field, value, rule| checked(&mut fields, field, value, rule);
     let name = check("name", body.name, validate::full_name);
     let first_name = check("first_name", body.first_name, validate::name_part);
     let last_name = check("last_name", body.last_name, validate::name_part);
@@ -112,17 +115,7 @@ pub fn update_profile(app: &App, request: &Request) -> Result<Response, ApiError
         let password = body.current_password.ok_or_else(|| {
             ApiError::field("current_password", "is required to change the email")
         })?;
-        if !auth::check_password(
-            app,
-            request,
-            &user_key(&user),
-            &password,
-            Some(&user.password_hash),
-        )?
-        .ok
-        {
-            return Err(ApiError::InvalidCredentials);
-        }
+        confirm_password(app, request, &user, &password)?;
     }
     let renamed = first_name.is_some() || last_name.is_some();
     let mut names = users::Names {
@@ -183,17 +176,7 @@ pub fn change_password(app: &App, request: &Request) -> Result<Response, ApiErro
         return Err(ApiError::Validation(fields));
     };
     let user = current_user(app, &caller)?;
-    if !auth::check_password(
-        app,
-        request,
-        &user_key(&user),
-        &current,
-        Some(&user.password_hash),
-    )?
-    .ok
-    {
-        return Err(ApiError::InvalidCredentials);
-    }
+    confirm_password(app, request, &user, &current)?;
     let hash = app.hasher.hash(&new)?;
     db::write(&mut *app.conn()?, |tx| {
         users::update_password_hash(tx, &user.id, &hash)?;
@@ -216,17 +199,7 @@ pub fn delete_profile(app: &App, request: &Request) -> Result<Response, ApiError
         .password
         .ok_or_else(|| ApiError::field("password", "is required"))?;
     let user = current_user(app, &caller)?;
-    if !auth::check_password(
-        app,
-        request,
-        &user_key(&user),
-        &password,
-        Some(&user.password_hash),
-    )?
-    .ok
-    {
-        return Err(ApiError::InvalidCredentials);
-    }
+    confirm_password(app, request, &user, &password)?;
     db::write(&mut *app.conn()?, |tx| users::delete(tx, &user.id))?;
     Ok(http::no_content())
 }

@@ -6,7 +6,7 @@ use crate::auth;
 use crate::clock;
 use crate::db::{self, private_tokens, refresh_tokens, sessions, users};
 use crate::error::{ApiError, FieldErrors};
-use crate::handlers::UserView;
+use crate::handlers::{UserView, checked};
 use crate::http;
 use crate::ids::{self, Secret};
 use crate::metrics::Issued;
@@ -100,14 +100,7 @@ fn names(
     first: Option<String>,
     last: Option<String>,
 ) -> Option<users::Names> {
-    let mut check =
-        |field, value: Option<String>, rule: fn(&str) -> Result<String, &'static str>| {
-            value.and_then(|v| {
-                rule(&v)
-                    .map_err(|problem| fields.insert(field, problem))
-                    .ok()
-            })
-        };
+    let mut check = |field, value, rule| checked(fields, field, value, rule);
     let (given_name, given_first, given_last) = (name.is_some(), first.is_some(), last.is_some());
     let first_name = check("first_name", first, validate::name_part);
     let last_name = check("last_name", last, validate::name_part);

@@ -365,10 +365,29 @@ pub struct RevokeRequest {
 #[derive(Serialize)]
 struct Empty {}
 
+/// The body of a revocation: JSON as the contract has it, or the
+/// form-encoded `token=…` that RFC 7009 §2.1 clients send.
+fn revoke_body(request: &Request) -> Result<RevokeRequest, ApiError> {
+    let form = request.header("Content-Type").is_some_and(|ct| {
+        ct.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    if !form {
+        return http::json(request);
+    }
+    let body = http::body(request, http::JSON_LIMIT)?;
+    let token = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned());
+    Ok(RevokeRequest { token })
+}
+
 /// `POST /revoke` (RFC 7009): anyone holding a refresh or private token may
 /// revoke it; the answer is the same whether or not it was valid.
 pub fn revoke(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let token = http::json::<RevokeRequest>(request)?
+    let token = revoke_body(request)?
         .token
         .ok_or_else(|| ApiError::field("token", "is required"))?;
     let verified = tokens::verify(&app.keys(), &app.expect, &token, clock::now());

@@ -69,21 +69,21 @@ impl TokenView {
 /// given (allowed only for rotation).
 fn expiry(app: &App, req: ExpiryRequest, now: i64, fields: &mut FieldErrors) -> Option<i64> {
     let max = now + app.config.max_private_token_ttl as i64;
-    let at = match (req.expires_in, req.expires_at) {
+    let (field, at) = match (req.expires_in, req.expires_at) {
         (Some(_), Some(_)) => {
             fields.insert("expires_in", "give expires_in or expires_at, not both");
             return None;
         }
         (None, None) => return None,
         (Some(secs), None) => match secs.as_i64() {
-            Some(secs) if secs > 0 => now.saturating_add(secs),
+            Some(secs) if secs > 0 => ("expires_in", now.saturating_add(secs)),
             _ => {
                 fields.insert("expires_in", "must be a whole number of seconds above zero");
                 return None;
             }
         },
         (None, Some(at)) => match at.as_str().and_then(clock::parse_rfc3339) {
-            Some(at) if at > now => at,
+            Some(at) if at > now => ("expires_at", at),
             Some(_) => {
                 fields.insert("expires_at", "must be in the future");
                 return None;
@@ -95,7 +95,7 @@ fn expiry(app: &App, req: ExpiryRequest, now: i64, fields: &mut FieldErrors) -> 
         },
     };
     if at > max {
-        fields.insert("expires_in", "is longer than the longest lifetime allowed");
+        fields.insert(field, "is longer than the longest lifetime allowed");
         return None;
     }
     Some(at)

@@ -27,6 +27,7 @@ mod metrics;
 mod multipart;
 mod notify;
 mod password;
+mod proptests;
 mod router;
 mod server;
 mod throttle;

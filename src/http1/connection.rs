@@ -5,14 +5,12 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::Shared;
 use super::deadline::Deadlined;
-use super::head::BodyFraming;
-use super::input::{Failure, Input};
+use super::input::{Failure, Input, Reservation};
 use super::output::{self, Reply};
-use super::{Refusal, Shared};
 
 /// After answering and before closing, how long and how much we still read from a
 /// client that keeps sending, so our answer isn't destroyed by a reset (a close with
@@ -82,22 +80,13 @@ fn exchange(shared: &Shared, input: &mut Input, stream: &TcpStream, peer: Socket
             return Next::Close;
         }
     }
-    // A chunked body's size is unknown until read: reserve the most it may be.
-    let announced = match head.framing {
-        BodyFraming::Empty => 0,
-        BodyFraming::Length(length) => length,
-        BodyFraming::Chunked => options.max_body_bytes,
-    };
-    let Some(_reserved) = Reserved::take(&shared.body_budget, announced) else {
-        let why = "the bodies in flight would exceed the body budget";
-        return fail(
-            shared,
-            stream,
-            peer,
-            Failure::Refuse(Refusal::Overloaded, why),
-        );
-    };
-    let body = match input.read_body(head.framing, options.max_body_bytes, deadline) {
+    let mut reserved = Reservation::new(&shared.body_budget);
+    let body = match input.read_body(
+        head.framing,
+        options.max_body_bytes,
+        deadline,
+        &mut reserved,
+    ) {
         Ok(body) => body,
         Err(failure) => return fail(shared, stream, peer, failure),
     };
@@ -184,43 +173,5 @@ mod tests {
         let mut body = String::new();
         reader.read_to_string(&mut body).unwrap();
         assert!(body.contains("\"code\":\"internal_error\""));
-    }
-}
-
-/// A share of `Shared::body_budget`, given back when the request is done.
-struct Reserved<'a> {
-    budget: &'a AtomicUsize,
-    bytes: usize,
-}
-
-impl<'a> Reserved<'a> {
-    fn take(budget: &'a AtomicUsize, bytes: usize) -> Option<Reserved<'a>> {
-        budget
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                left.checked_sub(bytes)
-            })
-            .ok()
-            .map(|_| Reserved { budget, bytes })
-    }
-}
-
-impl Drop for Reserved<'_> {
-    fn drop(&mut self) {
-        self.budget.fetch_add(self.bytes, Ordering::AcqRel);
-    }
-}
-
-#[cfg(test)]
-mod budget_tests {
-    use super::*;
-
-    #[test]
-    fn reservations_are_bounded_and_given_back() {
-        let budget = AtomicUsize::new(10);
-        let a = Reserved::take(&budget, 6).unwrap();
-        assert!(Reserved::take(&budget, 5).is_none());
-        let b = Reserved::take(&budget, 4).unwrap();
-        drop((a, b));
-        assert_eq!(budget.load(Ordering::Acquire), 10);
     }
 }

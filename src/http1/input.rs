@@ -7,6 +7,7 @@
 use std::io::{self, Read};
 use std::net::TcpStream;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Refusal;
@@ -148,16 +149,17 @@ impl Input {
         framing: BodyFraming,
         max_body: usize,
         deadline: Instant,
+        reserved: &mut Reservation<'_>,
     ) -> Result<Vec<u8>, Failure> {
         match framing {
             BodyFraming::Empty => Ok(Vec::new()),
             BodyFraming::Length(length) => {
                 // Grow as bytes arrive rather than trusting the announced length.
-                let mut body = Vec::with_capacity(length.min(64 * 1024));
-                self.append_exact(&mut body, length, deadline)?;
+                let mut body = Vec::with_capacity(length.min(BODY_SLICE));
+                self.append_exact(&mut body, length, deadline, reserved)?;
                 Ok(body)
             }
-            BodyFraming::Chunked => self.read_chunked(max_body, deadline),
+            BodyFraming::Chunked => self.read_chunked(max_body, deadline, reserved),
         }
     }
 
@@ -168,29 +170,40 @@ impl Input {
         body: &mut Vec<u8>,
         count: usize,
         deadline: Instant,
+        reserved: &mut Reservation<'_>,
     ) -> Result<(), Failure> {
         let from_buffer = count.min(self.buffered().len());
+        reserved.grow(from_buffer)?;
         body.extend_from_slice(&self.buffered()[..from_buffer]);
         self.consume(from_buffer);
-        let missing = (count - from_buffer) as u64;
-        if missing == 0 {
-            return Ok(());
+        let mut missing = count - from_buffer;
+        // Slice by slice, each reserved just before it is read: a client that
+        // announces a large body and sends nothing holds almost no budget.
+        while missing > 0 {
+            let slice = missing.min(BODY_SLICE);
+            reserved.grow(slice)?;
+            let reader = Deadlined {
+                stream: &self.stream,
+                deadline,
+            };
+            match reader.take(slice as u64).read_to_end(body) {
+                Ok(read) if read == slice => missing -= slice,
+                Ok(_) => return Err(Failure::Closed),
+                Err(error) if error.kind() == io::ErrorKind::TimedOut => return Err(timed_out()),
+                Err(_) => return Err(Failure::Closed),
+            }
         }
-        let reader = Deadlined {
-            stream: &self.stream,
-            deadline,
-        };
-        match reader.take(missing).read_to_end(body) {
-            Ok(read) if read as u64 == missing => Ok(()),
-            Ok(_) => Err(Failure::Closed),
-            Err(error) if error.kind() == io::ErrorKind::TimedOut => Err(timed_out()),
-            Err(_) => Err(Failure::Closed),
-        }
+        Ok(())
     }
 
     /// RFC 9112 §7.1: chunks, each `size[;extensions]CRLF data CRLF`, a zero-size chunk,
     /// then trailer fields (read and dropped) and an empty line.
-    fn read_chunked(&mut self, max_body: usize, deadline: Instant) -> Result<Vec<u8>, Failure> {
+    fn read_chunked(
+        &mut self,
+        max_body: usize,
+        deadline: Instant,
+        reserved: &mut Reservation<'_>,
+    ) -> Result<Vec<u8>, Failure> {
         let mut body = Vec::new();
         loop {
             let line = self.read_line(deadline)?;
@@ -204,7 +217,7 @@ impl Input {
                     "chunked body over the body limit",
                 ));
             }
-            self.append_exact(&mut body, size, deadline)?;
+            self.append_exact(&mut body, size, deadline, reserved)?;
             if !self.read_line(deadline)?.is_empty() {
                 return Err(Failure::Refuse(
                     Refusal::BadRequest,
@@ -302,13 +315,19 @@ mod tests {
         (Input::new(Arc::new(server)), client)
     }
 
+    /// A reservation against a budget no test body reaches.
+    fn unlimited() -> Reservation<'static> {
+        static BUDGET: AtomicUsize = AtomicUsize::new(usize::MAX / 2);
+        Reservation::new(&BUDGET)
+    }
+
     fn soon() -> Instant {
         Instant::now() + Duration::from_secs(5)
     }
 
     fn chunked(bytes: &[u8], max: usize) -> Result<Vec<u8>, Failure> {
         let (mut input, _client) = input_with(bytes);
-        input.read_body(BodyFraming::Chunked, max, soon())
+        input.read_body(BodyFraming::Chunked, max, soon(), &mut unlimited())
     }
 
     fn refusal(result: Result<Vec<u8>, Failure>) -> Refusal {
@@ -327,7 +346,9 @@ mod tests {
     #[test]
     fn keeps_bytes_after_the_body() {
         let (mut input, _client) = input_with(b"3\r\nabc\r\n0\r\n\r\nGET");
-        let body = input.read_body(BodyFraming::Chunked, 10, soon()).unwrap();
+        let body = input
+            .read_body(BodyFraming::Chunked, 10, soon(), &mut unlimited())
+            .unwrap();
         assert_eq!(body, b"abc");
         assert_eq!(input.buffered(), b"GET");
     }
@@ -373,7 +394,7 @@ mod tests {
     fn truncated_body_closes_silently() {
         assert!(matches!(chunked(b"5\r\nab", 100), Err(Failure::Closed)));
         let (mut input, _client) = input_with(b"ab");
-        let result = input.read_body(BodyFraming::Length(5), 100, soon());
+        let result = input.read_body(BodyFraming::Length(5), 100, soon(), &mut unlimited());
         assert!(matches!(result, Err(Failure::Closed)));
     }
 
@@ -384,7 +405,62 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         let mut input = Input::new(Arc::new(server));
         let deadline = Instant::now() + Duration::from_millis(50);
-        let result = input.read_body(BodyFraming::Length(5), 100, deadline);
+        let result = input.read_body(BodyFraming::Length(5), 100, deadline, &mut unlimited());
         assert_eq!(refusal(result), Refusal::RequestTimeout);
+    }
+}
+
+/// Bytes read from the socket into a body at a time, and reserved at a time.
+const BODY_SLICE: usize = 64 * 1024;
+
+/// A growing share of the server's body budget (`Shared::body_budget`),
+/// given back when the request is done.
+pub(super) struct Reservation<'a> {
+    budget: &'a AtomicUsize,
+    bytes: usize,
+}
+
+impl<'a> Reservation<'a> {
+    pub(super) fn new(budget: &'a AtomicUsize) -> Reservation<'a> {
+        Reservation { budget, bytes: 0 }
+    }
+
+    /// Takes `bytes` more, or refuses with 503 when the budget is spent.
+    fn grow(&mut self, bytes: usize) -> Result<(), Failure> {
+        self.budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(bytes)
+            })
+            .map_err(|_| {
+                Failure::Refuse(
+                    Refusal::Overloaded,
+                    "the bodies in flight are over the body budget",
+                )
+            })?;
+        self.bytes += bytes;
+        Ok(())
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.budget.fetch_add(self.bytes, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn reservations_are_bounded_and_given_back() {
+        let budget = AtomicUsize::new(10);
+        let mut a = Reservation::new(&budget);
+        a.grow(6).unwrap();
+        let mut b = Reservation::new(&budget);
+        assert!(b.grow(5).is_err());
+        b.grow(4).unwrap();
+        drop((a, b));
+        assert_eq!(budget.load(Ordering::Acquire), 10);
     }
 }

@@ -115,14 +115,14 @@ impl Throttle {
     /// Seconds to wait (for `Retry-After`) if this email or address is blocked.
     pub fn check(&self, email_key: &str, address: Option<IpAddr>, now: i64) -> Option<u64> {
         let by_email = self.emails.blocked(&email_key.to_string(), now);
-        let by_address = address.and_then(|a| self.addresses.blocked(&a, now));
+        let by_address = address.and_then(|a| self.addresses.blocked(&network_of(a), now));
         by_email.max(by_address)
     }
 
     pub fn failed(&self, email_key: &str, address: Option<IpAddr>, now: i64) {
         self.emails.fail(&email_key.to_string(), now);
         if let Some(address) = address {
-            self.addresses.fail(&address, now);
+            self.addresses.fail(&network_of(address), now);
         }
     }
 
@@ -130,6 +130,19 @@ impl Throttle {
     /// an attacker's own successful login must not reset their budget).
     pub fn succeeded(&self, email_key: &str) {
         self.emails.forget(&email_key.to_string());
+    }
+}
+
+/// What one client controls: an IPv4 address, or an IPv6 /64 (one host
+/// usually holds a whole /64, so counting single IPv6 addresses would let it
+/// step around the limit).
+fn network_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
     }
 }
 
@@ -220,6 +233,23 @@ mod tests {
         assert!(
             t.check("victim@x.io", None, 2).is_some(),
             "a block must survive a flood"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let t = Throttle::new(1, 100);
+        for n in 0..20u16 {
+            let ip: IpAddr = format!("2001:db8:1:2::{n:x}").parse().unwrap();
+            t.failed(&format!("u{n}@x.io"), Some(ip), 1);
+        }
+        let sibling: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        assert!(t.check("fresh@x.io", Some(sibling), 2).is_some());
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(t.check("fresh@x.io", Some(other), 2).is_none());
+        assert_eq!(
+            network_of("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
         );
     }
 

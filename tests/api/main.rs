@@ -4,12 +4,24 @@
 
 mod harness;
 
+mod account;
 mod cli;
+mod concurrency;
 mod connections;
+mod crash;
 mod errors;
+mod hostile_tokens;
 mod jwt;
+mod keys;
+mod limits;
 mod login;
 mod logout;
+mod operations;
+mod pictures;
+mod private_tokens;
 mod profile;
 mod refresh;
+mod rotation;
+mod sessions;
 mod signup;
+mod throttling;

@@ -109,11 +109,12 @@ fn unknown_email_and_wrong_password_get_the_same_answer() {
         bodies.push(resp.json());
     }
     assert_eq!(bodies[0], bodies[1], "one answer for both");
-    // An unknown email still costs a password hash (no early return).
+    // An unknown email still costs a password hash: an early return would be
+    // a hundred times faster, so a factor of ten survives a loaded machine.
     let wrong_password = timings[0].min(timings[2]);
     let unknown_email = timings[1].min(timings[3]);
     assert!(
-        unknown_email * 3 >= wrong_password,
+        unknown_email * 10 >= wrong_password,
         "unknown email answered much faster ({unknown_email:?}) than a wrong password ({wrong_password:?})"
     );
 }

@@ -22,8 +22,10 @@ pub struct Workers {
 
 struct Inner {
     state: Mutex<State>,
-    /// Signalled whenever a job is queued, a slot is freed or the pool shuts down.
-    changed: Condvar,
+    /// Idle workers wait here for a queued job and a free slot.
+    work: Condvar,
+    /// Jobs back from `step_aside` wait here for a free slot.
+    slots: Condvar,
 }
 
 struct State {
@@ -47,9 +49,16 @@ impl Inner {
     }
 
     fn release_slot(&self) {
-        self.lock().free_slots += 1;
-        // All waiters: a returning job and an idle worker may both be waiting.
-        self.changed.notify_all();
+        let mut state = self.lock();
+        state.free_slots += 1;
+        // One waiter per freed slot, and a returning job first: work already
+        // begun finishes before new work starts. Waking only one thread (not
+        // every idle worker) keeps a request at two context switches.
+        if state.returning > 0 {
+            self.slots.notify_one();
+        } else {
+            self.work.notify_one();
+        }
     }
 
     fn reacquire_slot(&self) {
@@ -57,12 +66,16 @@ impl Inner {
         state.returning += 1;
         while state.free_slots == 0 {
             state = self
-                .changed
+                .slots
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
         state.returning -= 1;
         state.free_slots -= 1;
+        // With this job no longer returning, a queued job may now fit a slot.
+        if !state.queue.is_empty() && state.free_slots > state.returning {
+            self.work.notify_one();
+        }
     }
 
     /// The loop of one worker thread: take a job when a slot is free, until shutdown
@@ -79,7 +92,7 @@ impl Inner {
                         return;
                     }
                     state = self
-                        .changed
+                        .work
                         .wait(state)
                         .unwrap_or_else(PoisonError::into_inner);
                 }
@@ -111,7 +124,8 @@ impl Workers {
                 returning: 0,
                 shutting_down: false,
             }),
-            changed: Condvar::new(),
+            work: Condvar::new(),
+            slots: Condvar::new(),
         });
         let mut handles = Vec::with_capacity(threads + spare);
         for index in 0..threads + spare {
@@ -159,7 +173,7 @@ impl Workers {
             }
             state.queue.push_back(wrapped);
         }
-        self.inner.changed.notify_all();
+        self.inner.work.notify_one();
         // A dropped sender (the job was dropped unrun) also reads as failure.
         receiver.recv().unwrap_or(Err(()))
     }
@@ -167,7 +181,8 @@ impl Workers {
     /// Stops the threads after queued jobs finish and joins them.
     pub fn shutdown(&self) {
         self.inner.lock().shutting_down = true;
-        self.inner.changed.notify_all();
+        self.inner.work.notify_all();
+        self.inner.slots.notify_all();
         let handles =
             std::mem::take(&mut *self.handles.lock().unwrap_or_else(PoisonError::into_inner));
         let current = thread::current().id();

@@ -35,7 +35,9 @@ const HASH_QUEUE_PER_CORE: usize = 8;
 pub fn run(config: Config) -> Result<(), String> {
     let started = Instant::now();
     jwt::install_provider();
-    let pool = db::open(&config.db, config.threads as u32)
+    // One connection per worker, plus one each for the two background
+    // threads, so a long cleanup sweep never makes a request wait for one.
+    let pool = db::open(&config.db, config.threads as u32 + 2)
         .map_err(|e| format!("opening {}: {e}", config.db.display()))?;
     let mut conn = pool
         .get()

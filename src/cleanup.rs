@@ -5,13 +5,13 @@
 
 use crate::db::{self, signing_keys};
 use rusqlite::{Connection, params};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Rows per transaction: a few milliseconds of work.
 const BATCH: i64 = 500;
 
-/// Time between batches for other writers (SQLite's busy handler retries
-/// after 1, 2, 5 … ms, so a waiting request gets in).
+/// The shortest rest between batches, for other writers (SQLite's busy
+/// handler retries after 1, 2, 5 … ms, so a waiting request gets in).
 const PAUSE: Duration = Duration::from_millis(10);
 
 /// Private tokens are kept this long past `exp`, the longest leeway, so a
@@ -89,6 +89,7 @@ fn in_batches(
 ) -> rusqlite::Result<usize> {
     let mut total = 0;
     while !stop() {
+        let started = Instant::now();
         let n = db::write(conn, |tx| {
             tx.prepare_cached(sql)?.execute(params![before, BATCH])
         })?;
@@ -96,7 +97,9 @@ fn in_batches(
         if (n as i64) < BATCH {
             break;
         }
-        std::thread::sleep(PAUSE);
+        // Rest at least as long as the batch worked: on a small machine the
+        // sweep then takes at most half a core from the requests.
+        std::thread::sleep(started.elapsed().max(PAUSE));
     }
     Ok(total)
 }

@@ -15,17 +15,9 @@ use crate::harness::*;
 
 /// The keys of a token entry in `GET /tokens/` and `GET /tokens/{id}`.
 fn assert_entry_shape(entry: &Value) {
-    let mut keys: Vec<&str> = entry
-        .as_object()
-        .unwrap_or_else(|| panic!("entry is not an object: {entry}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["created_at", "expires_at", "id", "last_used_at", "name"],
-        "{entry}"
+    assert_keys(
+        entry,
+        &["created_at", "expires_at", "id", "last_used_at", "name"],
     );
     assert!(is_uuid(entry["id"].as_str().unwrap_or_default()), "{entry}");
     for key in ["created_at", "expires_at"] {

@@ -18,17 +18,9 @@ fn rotate(srv: &Server, token: &str) -> (String, String) {
     assert_eq!(resp.status, 200, "refresh failed: {}", resp.text());
     assert_token_headers(&resp);
     let body = resp.json();
-    let mut keys: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["access_token", "expires_in", "refresh_token", "token_type"],
-        "{body}"
+    assert_keys(
+        &body,
+        &["access_token", "expires_in", "refresh_token", "token_type"],
     );
     assert_eq!(body["token_type"], "Bearer");
     let successor = body["refresh_token"].as_str().unwrap().to_string();

@@ -10,17 +10,9 @@ use crate::harness::tokens::*;
 use crate::harness::*;
 
 fn assert_session_shape(session: &Value) {
-    let mut keys: Vec<&str> = session
-        .as_object()
-        .unwrap_or_else(|| panic!("session is not an object: {session}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["created_at", "current", "id", "last_used_at", "user_agent"],
-        "{session}"
+    assert_keys(
+        session,
+        &["created_at", "current", "id", "last_used_at", "user_agent"],
     );
     assert!(is_uuid(session["id"].as_str().unwrap_or_default()));
     for key in ["created_at", "last_used_at"] {

@@ -325,3 +325,17 @@ pub fn tamper(token: &str, at: usize) -> String {
     bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
     String::from_utf8(bytes).expect("token is ASCII")
 }
+
+/// Asserts that a JSON object has exactly these keys (in any order).
+pub fn assert_keys(value: &Value, expected: &[&str]) {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut expected = expected.to_vec();
+    expected.sort_unstable();
+    assert_eq!(keys, expected, "{value}");
+}

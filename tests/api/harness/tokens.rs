@@ -8,6 +8,7 @@ use std::path::Path;
 use rusqlite::{Connection, Params};
 use serde_json::{Value, json};
 
+use super::domain::assert_keys;
 use super::domain::{Tokens, assert_token_headers, is_rfc3339_utc, is_uuid};
 use super::http::Response;
 use super::lifecycle::{self, admin_ok};
@@ -40,18 +41,7 @@ pub fn expect_private_token(resp: &Response) -> IssuedToken {
     );
     assert_token_headers(resp);
     let body = resp.json();
-    let mut keys: Vec<&str> = body
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {body}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["created_at", "expires_at", "id", "name", "token"],
-        "{body}"
-    );
+    assert_keys(&body, &["created_at", "expires_at", "id", "name", "token"]);
     let text = |key: &str| body[key].as_str().unwrap_or_default().to_string();
     let created = IssuedToken {
         id: text("id"),

@@ -7,14 +7,15 @@
 //! agree with what the clients were told.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Barrier;
 use std::thread;
 
 use serde_json::{Value, json};
 
 use crate::harness::lifecycle::count_rows;
 use crate::harness::lifecycle::open_db;
-use crate::harness::resilience::{assert_contract_error, assert_database_consistent, count_all};
+use crate::harness::resilience::{
+    assert_contract_error, assert_database_consistent, count_all, send_together,
+};
 use crate::harness::*;
 
 /// Accounts made before the burst, each with a session that stays and one
@@ -186,21 +187,7 @@ fn a_burst_of_mixed_requests_leaves_consistent_answers_and_a_consistent_database
     assert!(ops.len() >= 300, "{} requests", ops.len());
 
     let requests: Vec<Request> = ops.iter().map(|op| request(&srv, &prepared, op)).collect();
-    let barrier = Barrier::new(requests.len());
-    let answers: Vec<Response> = thread::scope(|s| {
-        let handles: Vec<_> = requests
-            .iter()
-            .map(|request| {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    let mut conn = Conn::open(srv.addr);
-                    barrier.wait();
-                    request.send_on(&mut conn)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let answers = send_together(&srv, &requests.iter().collect::<Vec<_>>());
 
     let mut tally: BTreeMap<String, usize> = BTreeMap::new();
     for (op, resp) in ops.iter().zip(&answers) {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::harness::resilience::send_together;
 use crate::harness::tokens::*;
 use crate::harness::*;
 
@@ -528,22 +529,10 @@ fn concurrent_rotations_of_one_token_make_one_successor() {
     let srv = Server::start();
     let (_, tokens) = new_session(&srv, "pt-race");
     let old = issue_private_token(&srv, &tokens.access, "raced", 600);
-    let barrier = std::sync::Barrier::new(THREADS);
     let request = srv
         .post(&format!("/tokens/{}/rotate", old.id))
         .bearer(&tokens.access);
-    let answers: Vec<Response> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut conn = Conn::open(srv.addr);
-                    barrier.wait();
-                    request.send_on(&mut conn)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let answers = send_together(&srv, &[&request; THREADS]);
     let mut winners = Vec::new();
     for resp in &answers {
         if resp.status == 201 {

@@ -5,8 +5,7 @@
 //! one token all get that one successor, and the session keeps exactly one live
 //! refresh token (checked in the database file).
 
-use std::sync::Barrier;
-use std::thread;
+use crate::harness::resilience::send_together;
 
 use serde_json::json;
 
@@ -167,23 +166,10 @@ fn concurrent_refreshes_with_one_token_get_one_successor() {
     let (_, tokens) = new_session(&srv, "rotate-race");
     let mut current = tokens.refresh.clone();
     for round in 0..ROUNDS {
-        let barrier = Barrier::new(THREADS);
         let request = srv
             .post("/refresh/")
             .json(&json!({ "refresh_token": current }));
-        let answers: Vec<Response> = thread::scope(|scope| {
-            let handles: Vec<_> = (0..THREADS)
-                .map(|_| {
-                    scope.spawn(|| {
-                        // Connected before the release, so the requests arrive together.
-                        let mut conn = Conn::open(srv.addr);
-                        barrier.wait();
-                        request.send_on(&mut conn)
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let answers = send_together(&srv, &[&request; THREADS]);
         let mut successors = Vec::new();
         for resp in &answers {
             if resp.status == 200 {

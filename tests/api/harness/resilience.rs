@@ -9,6 +9,7 @@ use std::path::Path;
 use super::domain::assert_error;
 use super::http::{Conn, Request, Response};
 use super::lifecycle::open_db;
+use super::server::Server;
 
 /// Sends a request on a fresh connection; an error instead of a panic when
 /// the server cannot be reached or answers nothing (it was killed).
@@ -115,4 +116,25 @@ pub fn count_all(db: &Path, table: &str) -> i64 {
     open_db(db)
         .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
         .unwrap_or_else(|e| panic!("count {table}: {e}"))
+}
+
+/// Sends each request on its own connection, all opened first and released
+/// together by a barrier, so the requests reach the server at the same moment;
+/// the answers come back in the order of `requests`.
+pub fn send_together(srv: &Server, requests: &[&Request]) -> Vec<Response> {
+    let barrier = std::sync::Barrier::new(requests.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = requests
+            .iter()
+            .map(|request| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let mut conn = Conn::open(srv.addr);
+                    barrier.wait();
+                    request.send_on(&mut conn)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }

@@ -2,16 +2,16 @@
 //! database pool, the signing keys, the password hasher, and the in-memory
 //! record of token use.
 
-use crate::activity::Activity;
 use crate::config::Config;
 use crate::db::Pool;
 use crate::db::signing_keys::Window;
+use crate::domain::password::Hasher;
+use crate::domain::throttle::Throttle;
+use crate::domain::token_cache::Verified;
+use crate::domain::token_use::Activity;
+use crate::domain::tokens::{Expectations, KeyRing};
 use crate::error::ApiError;
-use crate::metrics::Metrics;
-use crate::password::Hasher;
-use crate::throttle::Throttle;
-use crate::tokens::{Expectations, KeyRing};
-use crate::verified::Verified;
+use crate::ops::metrics::Metrics;
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 use std::sync::{Arc, Mutex, RwLock};

@@ -4,39 +4,19 @@
 
 #![forbid(unsafe_code)]
 
-mod activity;
-mod admin;
 mod app;
-mod auth;
-mod background;
-mod cleanup;
 mod cli;
 mod clock;
 mod config;
 mod db;
+mod domain;
 mod error;
-mod handlers;
-mod http;
-mod http1;
-mod ids;
-mod images;
-mod jwt;
-mod keys;
-mod keystore;
-mod metrics;
-mod multipart;
-mod notify;
-mod password;
-mod proptests;
-mod router;
-mod server;
-mod throttle;
-mod tokens;
-mod validate;
-mod verified;
-mod workers;
+mod ops;
+mod transport;
+mod web;
 
 use cli::Command;
+use ops::{admin, server};
 use std::path::Path;
 use std::process::ExitCode;
 

@@ -10,8 +10,8 @@
 //! and only while that successor is still the session's current token; any
 //! other reuse ends the session (RFC 9700 §4.14).
 
-use crate::ids::Secret;
-use crate::keys::base64url_encode;
+use crate::domain::ids::Secret;
+use crate::domain::keys::base64url_encode;
 use ring::hmac;
 use rusqlite::{Connection, OptionalExtension, params};
 

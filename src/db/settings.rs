@@ -1,7 +1,7 @@
 //! The `settings` table: small named values shared by the service and the
 //! command line.
 
-use crate::ids;
+use crate::domain::ids;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The secret behind rotated refresh tokens (see `refresh_tokens::successor`).

@@ -176,7 +176,7 @@ fn compute_digest(data: &[u8], hash: ThumbprintHash) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{SigningKey, base64url_decode};
+    use crate::domain::keys::{SigningKey, base64url_decode};
 
     fn signer(algorithm: Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
         (PROVIDER.signer_factory)(&algorithm, key)

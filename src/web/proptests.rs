@@ -14,14 +14,14 @@ use proptest::prelude::*;
 use rouille::Request;
 use serde::de::DeserializeOwned;
 
+use crate::domain::images::{self, ImageError};
+use crate::domain::keys::SigningKey;
+use crate::domain::tokens::{self, Claims, Expectations, KeyRing, TokenError, TokenKind};
 use crate::error::ApiError;
-use crate::handlers::profile::UpdateProfileRequest;
-use crate::handlers::session::{LogInRequest, RefreshRequest, SignUpRequest};
-use crate::http::{self, JSON_LIMIT};
-use crate::images::{self, ImageError};
-use crate::keys::SigningKey;
-use crate::multipart::{self, FormError, MAX_FIELD_BYTES, MAX_PARTS};
-use crate::tokens::{self, Claims, Expectations, KeyRing, TokenError, TokenKind};
+use crate::web::handlers::profile::UpdateProfileRequest;
+use crate::web::handlers::session::{LogInRequest, RefreshRequest, SignUpRequest};
+use crate::web::http::{self, JSON_LIMIT};
+use crate::web::multipart::{self, FormError, MAX_FIELD_BYTES, MAX_PARTS};
 
 /// Every `(status, code)` a client error may have under the contract.
 const CONTRACT_4XX: &[(u16, &str)] = &[

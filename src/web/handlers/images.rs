@@ -1,14 +1,14 @@
 //! Profile pictures: cleaning an upload, storing it, serving it, removing it.
 
 use crate::app::App;
-use crate::auth;
 use crate::clock;
 use crate::db::{self, images};
+use crate::domain::ids;
+use crate::domain::images::{CleanImage, ImageError};
 use crate::error::ApiError;
-use crate::http;
-use crate::ids;
-use crate::images::{CleanImage, ImageError};
-use crate::workers;
+use crate::transport::workers;
+use crate::web::auth;
+use crate::web::http;
 use rouille::{Request, Response};
 
 /// Decodes and re-encodes an upload without its metadata. Decoding a
@@ -17,7 +17,7 @@ use rouille::{Request, Response};
 pub fn clean(app: &App, bytes: &[u8]) -> Result<CleanImage, ApiError> {
     workers::step_aside(|| {
         let _one_at_a_time = app.image_lock.lock().unwrap_or_else(|p| p.into_inner());
-        crate::images::clean(
+        crate::domain::images::clean(
             bytes,
             app.config.max_image_bytes,
             app.config.max_image_pixels,
@@ -38,7 +38,7 @@ pub fn store(
 ) -> rusqlite::Result<()> {
     let etag = format!(
         "\"{}\"",
-        &crate::keys::base64url_encode(&ids::sha256(&image.bytes))[..22]
+        &crate::domain::keys::base64url_encode(&ids::sha256(&image.bytes))[..22]
     );
     let id = ids::uuid();
     let new = images::NewImage {

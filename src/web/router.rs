@@ -3,10 +3,10 @@
 //! (rouille's own panic page is HTML; ours is the JSON 500).
 
 use crate::app::App;
+use crate::domain::ids;
 use crate::error::ApiError;
-use crate::handlers::{media, ops, profile, session, tokens};
-use crate::http;
-use crate::ids;
+use crate::web::handlers::{images, ops, private_tokens, profile, session};
+use crate::web::http;
 use rouille::{Request, Response};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
@@ -202,17 +202,17 @@ fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response,
         Route::ListSessions => session::list_sessions(app, request),
         Route::DeleteSession => session::delete_session(app, request, id),
         Route::Revoke => session::revoke(app, request),
-        Route::ListTokens => tokens::list_tokens(app, request),
-        Route::CreateToken => tokens::create_token(app, request),
-        Route::GetToken => tokens::get_token(app, request, id),
-        Route::DeleteToken => tokens::delete_token(app, request, id),
-        Route::RotateToken => tokens::rotate_token(app, request, id),
+        Route::ListTokens => private_tokens::list_tokens(app, request),
+        Route::CreateToken => private_tokens::create_token(app, request),
+        Route::GetToken => private_tokens::get_token(app, request, id),
+        Route::DeleteToken => private_tokens::delete_token(app, request, id),
+        Route::RotateToken => private_tokens::rotate_token(app, request, id),
         Route::GetProfile => profile::get_profile(app, request),
         Route::UpdateProfile => profile::update_profile(app, request),
         Route::DeleteProfile => profile::delete_profile(app, request),
-        Route::DeleteProfileImage => media::delete_profile_image(app, request),
+        Route::DeleteProfileImage => images::delete_profile_image(app, request),
         Route::ChangePassword => profile::change_password(app, request),
-        Route::GetAvatar => media::get_avatar(app, request, id),
+        Route::GetAvatar => images::get_avatar(app, request, id),
         Route::Jwks => ops::jwks(app, request),
         Route::Healthz => ops::healthz(app, request),
         Route::Metrics => ops::metrics(app, request),

@@ -13,8 +13,8 @@ use std::fmt;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::jwt;
-use crate::keys::{Jwk, Jwks, SigningKey};
+use crate::domain::jwt_provider;
+use crate::domain::keys::{Jwk, Jwks, SigningKey};
 
 /// The contract caps `--leeway` at 60 s; verification enforces the cap too.
 const MAX_LEEWAY: u64 = 60;
@@ -156,7 +156,7 @@ impl fmt::Debug for KeyRing {
 /// Signs `claims` with the ring's active key; the header is
 /// `{"typ": "at+jwt" | "pt+jwt", "alg": "EdDSA", "kid": …}`.
 pub fn sign(ring: &KeyRing, kind: TokenKind, claims: &Claims) -> String {
-    jwt::install_provider();
+    jwt_provider::install_provider();
     let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some(kind.typ().to_owned());
     header.kid = Some(ring.active.kid.clone());
@@ -186,7 +186,7 @@ pub fn verify(
     token: &str,
     now: i64,
 ) -> Result<(TokenKind, Claims), TokenError> {
-    jwt::install_provider();
+    jwt_provider::install_provider();
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Invalid);
     }
@@ -238,7 +238,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{base64url_decode, base64url_encode};
+    use crate::domain::keys::{base64url_decode, base64url_encode};
     use ring::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
     use serde_json::{Value, json};
 
@@ -789,11 +789,11 @@ mod tests {
         time("sign (key cache)", &|| {
             std::hint::black_box(sign(&ring, TokenKind::Access, &claims()));
         });
-        jwt::BYPASS_CACHE.store(true, Ordering::Relaxed);
+        jwt_provider::BYPASS_CACHE.store(true, Ordering::Relaxed);
         time("sign (no cache)", &|| {
             std::hint::black_box(sign(&ring, TokenKind::Access, &claims()));
         });
-        jwt::BYPASS_CACHE.store(false, Ordering::Relaxed);
+        jwt_provider::BYPASS_CACHE.store(false, Ordering::Relaxed);
         time("verify", &|| {
             std::hint::black_box(verify(&ring, &expect(30), &token, NOW).unwrap());
         });

@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::http;
+use crate::web::http;
 use rouille::{Request, Response};
 use serde::Serialize;
 
@@ -54,12 +54,12 @@ pub fn jwks(app: &App, _request: &Request) -> Result<Response, ApiError> {
 /// `GET /metrics`: Prometheus metrics (OpenMetrics text).
 pub fn metrics(app: &App, _request: &Request) -> Result<Response, ApiError> {
     let text = app.metrics.render(app.hasher.queue_len());
-    Ok(Response::from_data(crate::metrics::CONTENT_TYPE, text)
+    Ok(Response::from_data(crate::ops::metrics::CONTENT_TYPE, text)
         .with_unique_header("Cache-Control", "no-cache"))
 }
 
 /// The OpenAPI 3.1 document of the whole contract, built into the binary.
-const OPENAPI: &str = include_str!("../../openapi.json");
+const OPENAPI: &str = include_str!("../../../openapi.json");
 
 /// `GET /openapi.json`.
 pub fn openapi(_app: &App, _request: &Request) -> Result<Response, ApiError> {

@@ -9,7 +9,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::{Options, Refusal, Service, Stopper, serve};
-use crate::workers::{Workers, step_aside};
+use crate::transport::workers::{Workers, step_aside};
 
 /// The test service. `/block` waits inside `step_aside` and `/wait` waits holding its
 /// slot, both until `release()`.

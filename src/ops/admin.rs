@@ -2,12 +2,12 @@
 //! while a service is running on the same file (SQLite's WAL and busy
 //! timeout let them share it).
 
-use crate::cleanup;
 use crate::clock;
 use crate::db::{self, Pool, sessions, signing_keys, users};
-use crate::keystore;
-use crate::password::Hasher;
-use crate::validate;
+use crate::domain::key_ring;
+use crate::domain::password::Hasher;
+use crate::domain::validate;
+use crate::ops::cleanup;
 use std::path::Path;
 
 fn open(path: &Path) -> Result<Pool, String> {
@@ -21,8 +21,8 @@ fn open(path: &Path) -> Result<Pool, String> {
 pub fn migrate(path: &Path) -> Result<(), String> {
     let pool = open(path)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let window = keystore::recorded_window(&conn).map_err(|e| e.to_string())?;
-    keystore::load(&mut conn, window).map_err(|e| e.to_string())?;
+    let window = key_ring::recorded_window(&conn).map_err(|e| e.to_string())?;
+    key_ring::load(&mut conn, window).map_err(|e| e.to_string())?;
     println!("{}: schema version {}", path.display(), db::SCHEMA_VERSION);
     Ok(())
 }
@@ -31,7 +31,7 @@ pub fn migrate(path: &Path) -> Result<(), String> {
 pub fn keys_list(path: &Path) -> Result<(), String> {
     let pool = open(path)?;
     let conn = pool.get().map_err(|e| e.to_string())?;
-    let window = keystore::recorded_window(&conn).map_err(|e| e.to_string())?;
+    let window = key_ring::recorded_window(&conn).map_err(|e| e.to_string())?;
     let keys = signing_keys::all(&conn, window).map_err(|e| e.to_string())?;
     let now = clock::now();
     println!(
@@ -58,13 +58,13 @@ pub fn keys_list(path: &Path) -> Result<(), String> {
 
 /// `latchkey keys rotate`: a new active key; the old one retires and stays
 /// published until nothing it signed is alive. A running service picks the
-/// new key up within `keystore::RELOAD_SECONDS`.
+/// new key up within `key_ring::RELOAD_SECONDS`.
 pub fn keys_rotate(path: &Path) -> Result<(), String> {
     let pool = open(path)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let window = keystore::recorded_window(&conn).map_err(|e| e.to_string())?;
-    keystore::load(&mut conn, window).map_err(|e| e.to_string())?;
-    let kid = keystore::rotate(&mut conn, None).map_err(|e| e.to_string())?;
+    let window = key_ring::recorded_window(&conn).map_err(|e| e.to_string())?;
+    key_ring::load(&mut conn, window).map_err(|e| e.to_string())?;
+    let kid = key_ring::rotate(&mut conn, None).map_err(|e| e.to_string())?;
     println!("new signing key {}", kid.unwrap_or_default());
     Ok(())
 }
@@ -159,7 +159,7 @@ pub fn users_set_password(path: &Path, email: &str) -> Result<(), String> {
 pub fn cleanup(path: &Path) -> Result<(), String> {
     let pool = open(path)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let window = keystore::recorded_window(&conn).map_err(|e| e.to_string())?;
+    let window = key_ring::recorded_window(&conn).map_err(|e| e.to_string())?;
     let removed =
         cleanup::sweep(&mut conn, clock::now(), window, &|| false).map_err(|e| e.to_string())?;
     for (table, rows) in removed.by_table() {

@@ -2,14 +2,14 @@
 //! multipart/form-data with a picture), change the password, delete it all.
 
 use crate::app::App;
-use crate::auth::{self, Caller};
 use crate::clock;
 use crate::db::{self, sessions, users};
+use crate::domain::validate;
 use crate::error::{ApiError, FieldErrors};
-use crate::handlers::{UserView, checked, media};
-use crate::http;
-use crate::multipart;
-use crate::validate;
+use crate::web::auth::{self, Caller};
+use crate::web::handlers::{UserView, checked, images};
+use crate::web::http;
+use crate::web::multipart;
 use rouille::{Request, Response};
 use serde::Deserialize;
 
@@ -106,7 +106,7 @@ pub fn update_profile(app: &App, request: &Request) -> Result<Response, ApiError
     if !fields.is_empty() {
         return Err(ApiError::Validation(fields));
     }
-    let image = image.map(|bytes| media::clean(app, &bytes)).transpose()?;
+    let image = image.map(|bytes| images::clean(app, &bytes)).transpose()?;
 
     let user = current_user(app, &caller)?;
     let email = email.filter(|e| e.address != user.email);
@@ -140,7 +140,7 @@ pub fn update_profile(app: &App, request: &Request) -> Result<Response, ApiError
                 .map_err(|_| ApiError::EmailExists)?;
         }
         if let Some(image) = &image {
-            media::store(tx, &user.id, image, now)?;
+            images::store(tx, &user.id, image, now)?;
         }
         Ok::<_, ApiError>(())
     })?;

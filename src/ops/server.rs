@@ -2,17 +2,17 @@
 //! `listening on ADDR`, serve until SIGTERM or SIGINT, then drain and close.
 
 use crate::app::{App, Parts};
-use crate::background;
 use crate::config::Config;
 use crate::db::{self, settings};
+use crate::domain::jwt_provider;
+use crate::domain::key_ring;
+use crate::domain::password::Hasher;
 use crate::error::ApiError;
-use crate::http1::{self, Refusal, Stopper};
-use crate::jwt;
-use crate::keystore;
-use crate::notify;
-use crate::password::Hasher;
-use crate::router;
-use crate::workers::Workers;
+use crate::ops::background;
+use crate::ops::notify;
+use crate::transport::workers::Workers;
+use crate::transport::{self, Refusal, Stopper};
+use crate::web::router;
 use rouille::{Request, Response};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -34,7 +34,7 @@ const HASH_QUEUE_PER_CORE: usize = 8;
 /// Runs the service until a stop signal; `Ok` means a clean stop.
 pub fn run(config: Config) -> Result<(), String> {
     let started = Instant::now();
-    jwt::install_provider();
+    jwt_provider::install_provider();
     // One connection per worker, plus one each for the two background
     // threads, so a long cleanup sweep never makes a request wait for one.
     let pool = db::open(&config.db, config.threads as u32 + 2)
@@ -43,9 +43,9 @@ pub fn run(config: Config) -> Result<(), String> {
         .get()
         .map_err(|e| format!("opening {}: {e}", config.db.display()))?;
     db::migrate(&mut conn).map_err(|e| format!("{}: {e}", config.db.display()))?;
-    let window = keystore::window_for(config.access_ttl, config.leeway);
-    keystore::record_window(&conn, window).map_err(|e| e.to_string())?;
-    let keys = keystore::load(&mut conn, window).map_err(|e| e.to_string())?;
+    let window = key_ring::window_for(config.access_ttl, config.leeway);
+    key_ring::record_window(&conn, window).map_err(|e| e.to_string())?;
+    let keys = key_ring::load(&mut conn, window).map_err(|e| e.to_string())?;
     let rotation_secret = db::write(&mut conn, |tx| {
         settings::secret(tx, settings::ROTATION_SECRET)
     })
@@ -57,7 +57,7 @@ pub fn run(config: Config) -> Result<(), String> {
     // Requests waiting on the hasher step aside from their worker slot; one
     // spare thread per hashing place keeps `threads` slots for everyone else.
     let workers = Workers::new(config.threads, cores + cores * HASH_QUEUE_PER_CORE);
-    let options = http1::Options {
+    let options = transport::Options {
         idle_timeout: config.idle_timeout,
         request_timeout: config.request_timeout,
         max_connections: config.max_connections,
@@ -103,7 +103,7 @@ pub fn run(config: Config) -> Result<(), String> {
     );
 
     let service = Arc::new(Service(app.clone()));
-    let served = http1::serve(listener, options, workers.clone(), service, stopper);
+    let served = transport::serve(listener, options, workers.clone(), service, stopper);
     workers.shutdown();
     background.stop();
     watcher.1.close();
@@ -116,7 +116,7 @@ pub fn run(config: Config) -> Result<(), String> {
 /// The router, as the connection layer sees it.
 struct Service(Arc<App>);
 
-impl http1::Service for Service {
+impl transport::Service for Service {
     fn handle(&self, request: &Request) -> Response {
         router::handle(&self.0, request)
     }

@@ -97,7 +97,7 @@ impl Hasher {
             .expect("the system random source failed");
         let params = current_params();
         let mut out = [0u8; OUTPUT_LEN];
-        crate::workers::step_aside(|| {
+        crate::transport::workers::step_aside(|| {
             let mut unused = Vec::new();
             let memory = admission.memory(standard_blocks(), &mut unused);
             Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
@@ -135,7 +135,7 @@ impl Hasher {
             }
         };
         let mut admission = self.admit()?;
-        let result = crate::workers::step_aside(|| {
+        let result = crate::transport::workers::step_aside(|| {
             let mut oversized = Vec::new();
             let blocks = stored_hash.argon2.params().block_count();
             let memory = admission.memory(blocks, &mut oversized);

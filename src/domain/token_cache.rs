@@ -5,8 +5,8 @@
 //! change after a token was issued — its session ending, a private token
 //! being revoked — is still checked against the database on every request.
 
-use crate::ids;
-use crate::tokens::{Claims, TokenKind};
+use crate::domain::ids;
+use crate::domain::tokens::{Claims, TokenKind};
 use std::collections::HashMap;
 use std::sync::RwLock;
 

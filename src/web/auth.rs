@@ -3,17 +3,17 @@
 //! refused at once. Also the minting of both JWT kinds, so the two directions
 //! of a token live together.
 
-use crate::activity::Kind;
 use crate::app::App;
 use crate::clock;
 use crate::db::{private_tokens, sessions};
+use crate::domain::ids;
+use crate::domain::password::Verdict;
+use crate::domain::throttle;
+use crate::domain::token_use::Kind;
+use crate::domain::tokens::{self, Claims, TokenError, TokenKind};
 use crate::error::ApiError;
-use crate::http;
-use crate::ids;
-use crate::metrics::Issued;
-use crate::password::Verdict;
-use crate::throttle;
-use crate::tokens::{self, Claims, TokenError, TokenKind};
+use crate::ops::metrics::Issued;
+use crate::web::http;
 use rouille::Request;
 
 /// How the caller authenticated.

@@ -16,6 +16,7 @@ mod output;
 mod test_support;
 #[cfg(test)]
 mod tests;
+pub mod workers;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -25,7 +26,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::workers::Workers;
+use crate::transport::workers::Workers;
 
 /// Stack of a connection thread. It only parses and writes (handlers run on the
 /// workers), using a few KiB; the rest is headroom for logging and a panic message.

@@ -2,12 +2,12 @@
 //! servers. Managed only with a login access token; a private token gets 403.
 
 use crate::app::App;
-use crate::auth;
 use crate::clock;
 use crate::db::{self, private_tokens};
+use crate::domain::ids;
 use crate::error::{ApiError, FieldErrors};
-use crate::http;
-use crate::ids;
+use crate::web::auth;
+use crate::web::http;
 use rouille::{Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -54,7 +54,7 @@ impl TokenView {
     fn new(app: &App, t: private_tokens::PrivateToken) -> TokenView {
         let pending = app
             .activity
-            .pending(crate::activity::Kind::PrivateToken, &t.id);
+            .pending(crate::domain::token_use::Kind::PrivateToken, &t.id);
         TokenView {
             last_used_at: t.last_used_at.max(pending).map(clock::rfc3339),
             created_at: clock::rfc3339(t.created_at),

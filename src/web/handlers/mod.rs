@@ -2,11 +2,11 @@
 //! bottom: parse → validate → authorize → call `db::` → respond with a typed
 //! view. No SQL here, and nothing of rouille below this layer.
 
-pub mod media;
+pub mod images;
 pub mod ops;
+pub mod private_tokens;
 pub mod profile;
 pub mod session;
-pub mod tokens;
 
 use crate::clock;
 use crate::db::users::User;

@@ -5,8 +5,8 @@
 
 use crate::clock;
 use crate::db::{self, settings, signing_keys};
-use crate::keys::SigningKey;
-use crate::tokens::KeyRing;
+use crate::domain::keys::SigningKey;
+use crate::domain::tokens::KeyRing;
 use rusqlite::Connection;
 use std::fmt;
 
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn the_first_load_makes_one_key_and_later_loads_reuse_it() {
-        crate::jwt::install_provider();
+        crate::domain::jwt_provider::install_provider();
         let mut conn = test_connection();
         let window = window_for(60, 0);
         let first = load(&mut conn, window).unwrap();
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn rotation_makes_a_new_active_key_and_keeps_the_old_one_published() {
-        crate::jwt::install_provider();
+        crate::domain::jwt_provider::install_provider();
         let mut conn = test_connection();
         let window = window_for(60, 0);
         let old = load(&mut conn, window).unwrap().active().kid.clone();

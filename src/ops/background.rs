@@ -6,9 +6,9 @@
 //! when the service stops; a sweep in progress stops between batches.
 
 use crate::app::App;
-use crate::cleanup;
 use crate::clock;
-use crate::keystore::{self, KeyError};
+use crate::domain::key_ring::{self, KeyError};
+use crate::ops::cleanup;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -66,9 +66,9 @@ impl Background {
 }
 
 fn keys_and_activity(app: &App, stop: &Stop) {
-    let flush_every = Duration::from_secs(crate::activity::FLUSH_SECONDS);
+    let flush_every = Duration::from_secs(crate::domain::token_use::FLUSH_SECONDS);
     let mut flushed = Instant::now();
-    while !stop.wait(Duration::from_secs(keystore::RELOAD_SECONDS)) {
+    while !stop.wait(Duration::from_secs(key_ring::RELOAD_SECONDS)) {
         if let Err(e) = refresh_keys(app) {
             log::error!("reloading signing keys: {e}");
         }
@@ -97,14 +97,14 @@ fn refresh_keys(app: &App) -> Result<(), KeyError> {
     // Only a key that has served its period is worth a write transaction.
     if interval > 0
         && app.keys().active().created_at <= clock::now() - interval
-        && let Some(kid) = keystore::rotate(&mut conn, Some(clock::now() - interval))?
+        && let Some(kid) = key_ring::rotate(&mut conn, Some(clock::now() - interval))?
     {
         log::info!("rotated the signing key: {kid} signs from now on");
     }
-    let published = keystore::published_kids(&conn, app.window)?;
+    let published = key_ring::published_kids(&conn, app.window)?;
     let current: Vec<String> = app.keys().jwks().keys.into_iter().map(|k| k.kid).collect();
     if published != current {
-        app.replace_keys(keystore::load(&mut conn, app.window)?);
+        app.replace_keys(key_ring::load(&mut conn, app.window)?);
         log::info!("signing keys reloaded: {}", published.join(", "));
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Identifiers and secrets from ring's system random source: UUID v4 ids,
 //! opaque refresh tokens, and the SHA-256 under which secrets are stored.
 
-use crate::keys;
+use crate::domain::keys;
 use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::fmt;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::Options;
 use super::test_support::{Client, options, rss_kib, start, start_with, wait_until};
-use crate::workers::Workers;
+use crate::transport::workers::Workers;
 
 /// The load tests run one at a time, so their timings and memory figures are their own.
 static HEAVY: Mutex<()> = Mutex::new(());

@@ -1,18 +1,18 @@
 //! Users and sessions: sign up, log in, refresh, log out, log out everywhere.
 
-use crate::activity::Kind;
 use crate::app::App;
-use crate::auth;
 use crate::clock;
 use crate::db::{self, private_tokens, refresh_tokens, sessions, users};
+use crate::domain::ids::{self, Secret};
+use crate::domain::password::Overloaded;
+use crate::domain::token_use::Kind;
+use crate::domain::tokens::{self, TokenKind};
+use crate::domain::validate;
 use crate::error::{ApiError, FieldErrors};
-use crate::handlers::{UserView, checked};
-use crate::http;
-use crate::ids::{self, Secret};
-use crate::metrics::Issued;
-use crate::password::Overloaded;
-use crate::tokens::{self, TokenKind};
-use crate::validate;
+use crate::ops::metrics::Issued;
+use crate::web::auth;
+use crate::web::handlers::{UserView, checked};
+use crate::web::http;
 use rouille::{Request, Response};
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,15 @@
+//! The domain: the rules of accounts and tokens, independent of HTTP and of
+//! SQL — field validation, password hashing, throttling, picture cleaning,
+//! token claims and signing keys, and the secrets latchkey makes.
+
+pub mod ids;
+pub mod images;
+pub mod jwt_provider;
+pub mod key_ring;
+pub mod keys;
+pub mod password;
+pub mod throttle;
+pub mod token_cache;
+pub mod token_use;
+pub mod tokens;
+pub mod validate;

@@ -2,6 +2,7 @@
 //! connection pool, the schema and its migrations, and the write-transaction
 //! helper. One submodule per table, one function per statement.
 
+pub mod device_tokens;
 pub mod images;
 pub mod private_tokens;
 pub mod refresh_tokens;
@@ -22,11 +23,25 @@ pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
-/// Empty while version 1 is the only one that has been released.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[
+    // 1 → 2: device tokens, a session's `amr`; emails re-keyed (see `rekey_emails`).
+    "CREATE TABLE device_tokens (
+         token_hash BLOB PRIMARY KEY,
+         user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX device_tokens_by_user ON device_tokens (user_id);
+     CREATE INDEX device_tokens_by_expiry ON device_tokens (expires_at);
+     ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';",
+];
+
+/// The version whose migration changed the email key to NFKC + case fold;
+/// SQL can't compute that, so `migrate` re-keys in Rust after the SQL step.
+const EMAIL_KEY_VERSION: i64 = 2;
 
 /// Why the database could not be used.
 #[derive(Debug)]
@@ -100,6 +115,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
             for step in &MIGRATIONS[(v - 1) as usize..] {
                 tx.execute_batch(step)?;
             }
+            if v < EMAIL_KEY_VERSION {
+                users::rekey_emails(&tx, crate::domain::validate::email_key)?;
+            }
         }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -123,6 +141,12 @@ where
     Ok(value)
 }
 
+/// A query that succeeds when the database answers (the health check).
+pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+        .map(drop)
+}
+
 /// Whether `e` is a UNIQUE constraint violation.
 pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(
@@ -131,6 +155,17 @@ pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     )
+}
+
+/// A user row with just the required columns, for unit tests of other tables.
+#[cfg(test)]
+pub fn add_test_user(conn: &Connection, id: &str, email: &str) {
+    conn.execute(
+        "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
+         VALUES (?1, ?2, ?2, 'h', 'Test User', 0, 0)",
+        [id, email],
+    )
+    .unwrap();
 }
 
 /// An in-memory database with the schema, for unit tests of `db::*`.
@@ -154,6 +189,61 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    /// Each table's columns and each index, as SQLite describes them (the
+    /// stored `CREATE` text differs after an `ALTER TABLE`, so it is not compared).
+    fn shape(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT m.type, m.name, p.cid, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk
+                 FROM sqlite_master m LEFT JOIN pragma_table_info(m.name) p
+                 WHERE m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((0..8)
+                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                .collect::<Vec<_>>()
+                .join("|"))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_migrated_version_1_database_equals_a_fresh_one() {
+        let mut old = Connection::open_in_memory().unwrap();
+        old.execute_batch(include_str!("schema_v1.sql")).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute_batch(
+            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
+             VALUES ('u1', 'Ａlice@Example.com', 'ａlice@example.com', 'h', 'Al', 0, 0),
+                    ('u2', 'alice@example.com', 'alice@example.com', 'h', 'Al', 0, 0),
+                    ('u3', 'STRASSE@x.io', 'strasse@x.io', 'h', 'St', 0, 0);
+             INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
+             VALUES ('s1', 'u3', 0, 0, 9);",
+        )
+        .unwrap();
+        migrate(&mut old).unwrap();
+        assert_eq!(shape(&old), shape(&test_connection()));
+        let key = |id: &str| -> String {
+            old.query_row("SELECT email_key FROM users WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(key("u3"), "strasse@x.io");
+        // Two accounts that only the new key joins: one is re-keyed, the
+        // other keeps its old key (both still work; neither is lost).
+        let mut keys = [key("u1"), key("u2")];
+        keys.sort();
+        assert_eq!(keys, ["alice@example.com", "ａlice@example.com"]);
+        let amr: String = old
+            .query_row("SELECT amr FROM sessions WHERE id = 's1'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(amr, "pwd");
     }
 
     #[test]

@@ -157,7 +157,7 @@ fn open_session(
 }
 
 fn refresh_ttl(app: &App) -> i64 {
-    i64::try_from(app.config.refresh_ttl).unwrap_or(i64::MAX)
+    app.config.refresh_ttl
 }
 
 /// A session that a refresh token proved.
@@ -174,7 +174,7 @@ pub struct Renewed {
 pub fn refresh(app: &App, token: &Secret) -> Result<Renewed, ApiError> {
     let policy = refresh_tokens::Policy {
         rotate: app.config.rotate_refresh_tokens,
-        reuse_interval: i64::try_from(app.config.refresh_reuse_interval).unwrap_or(i64::MAX),
+        reuse_interval: app.config.refresh_reuse_interval,
         refresh_ttl: refresh_ttl(app),
     };
     let now = clock::now();

@@ -233,8 +233,7 @@ impl Drop for Attempt<'_> {
 impl Throttle {
     /// `max_failures` per email (and per device token) within `window`
     /// seconds; `ADDRESS_FACTOR` times that per client address.
-    pub fn new(max_failures: u32, window: u64) -> Throttle {
-        let window = i64::try_from(window).unwrap_or(i64::MAX);
+    pub fn new(max_failures: u32, window: i64) -> Throttle {
         Throttle {
             emails: Table::new(max_failures, window),
             devices: Table::new(max_failures, window),

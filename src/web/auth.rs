@@ -109,7 +109,7 @@ fn claims(
     Claims {
         iss: app.config.issuer.clone(),
         sub: user_id.to_string(),
-        aud: app.config.audience.clone(),
+        aud: app.config.audience().to_string(),
         iat: now,
         exp,
         jti,
@@ -122,7 +122,7 @@ fn claims(
 /// claims), with the session's `amr` (RFC 8176; stored space-separated).
 pub fn access_token(app: &App, user_id: &str, session_id: &str, amr: &str) -> String {
     let now = clock::now();
-    let exp = now + app.config.access_ttl as i64;
+    let exp = now.saturating_add(app.config.access_ttl);
     let session = Session {
         id: session_id,
         amr,

@@ -131,7 +131,7 @@ impl ExpiryRequest {
 }
 
 fn max_ttl(app: &App) -> i64 {
-    i64::try_from(app.config.max_private_token_ttl).unwrap_or(i64::MAX)
+    app.config.max_private_token_ttl
 }
 
 /// A token's name: 1–100 characters after trimming, no control characters.

@@ -119,8 +119,8 @@ struct LogInResponse {
     access_token: String,
     refresh_token: String,
     token_type: &'static str,
-    expires_in: u64,
-    refresh_expires_in: u64,
+    expires_in: i64,
+    refresh_expires_in: i64,
     session_id: String,
     device_token: String,
     user: UserView,
@@ -168,7 +168,7 @@ struct RefreshResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
     token_type: &'static str,
-    expires_in: u64,
+    expires_in: i64,
 }
 
 /// `POST /refresh/`, `POST /api/auth/refresh`: a new access token for the

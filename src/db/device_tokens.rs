@@ -35,20 +35,14 @@ pub fn is_valid_for(
         .is_some())
 }
 
-/// Deletes at most `batch` expired device tokens; returns how many (the
-/// cleanup sweep calls it until it returns less than `batch`).
-// TODO(issue 11): call from the cleanup sweep (its owner is reworking it).
-#[allow(dead_code)]
-pub fn delete_expired_device_tokens(
-    conn: &Connection,
-    now: i64,
-    batch: i64,
-) -> rusqlite::Result<usize> {
+/// Deletes at most `limit` device tokens that expired at or before `before`,
+/// for the cleanup sweep's small batches; returns how many went.
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
     conn.prepare_cached(
         "DELETE FROM device_tokens WHERE token_hash IN
          (SELECT token_hash FROM device_tokens WHERE expires_at <= ?1 LIMIT ?2)",
     )?
-    .execute(params![now, batch])
+    .execute(params![before, limit])
 }
 
 #[cfg(test)]
@@ -75,9 +69,9 @@ mod tests {
         for n in 0..5u8 {
             insert(&conn, &[n; 32], "u1", 0, i64::from(n)).unwrap();
         }
-        assert_eq!(delete_expired_device_tokens(&conn, 3, 2).unwrap(), 2);
-        assert_eq!(delete_expired_device_tokens(&conn, 3, 2).unwrap(), 2);
-        assert_eq!(delete_expired_device_tokens(&conn, 3, 2).unwrap(), 0);
+        assert_eq!(delete_expired(&conn, 3, 2).unwrap(), 2);
+        assert_eq!(delete_expired(&conn, 3, 2).unwrap(), 2);
+        assert_eq!(delete_expired(&conn, 3, 2).unwrap(), 0);
         assert!(is_valid_for(&conn, &[4; 32], "u1", 3).unwrap());
     }
 }

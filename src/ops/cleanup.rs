@@ -1,9 +1,9 @@
-//! Deleting what has expired: refresh tokens and sessions, private tokens,
-//! and signing keys past their retirement. Each batch is its own short
+//! Deleting what has expired: refresh tokens and sessions, device tokens,
+//! private tokens, and signing keys past their retirement. Each batch is its own short
 //! transaction, with a pause between batches so a request waiting to write
 //! gets the lock; a sweep of a million rows never holds it for long.
 
-use crate::db::{self, private_tokens, refresh_tokens, sessions, signing_keys};
+use crate::db::{self, device_tokens, private_tokens, refresh_tokens, sessions, signing_keys};
 use rusqlite::{Connection, Transaction};
 use std::time::{Duration, Instant};
 
@@ -24,15 +24,17 @@ pub struct Removed {
     pub sessions: usize,
     pub refresh_tokens: usize,
     pub private_tokens: usize,
+    pub device_tokens: usize,
     pub signing_keys: usize,
 }
 
 impl Removed {
-    pub fn by_table(&self) -> [(&'static str, usize); 4] {
+    pub fn by_table(&self) -> [(&'static str, usize); 5] {
         [
             ("sessions", self.sessions),
             ("refresh_tokens", self.refresh_tokens),
             ("private_tokens", self.private_tokens),
+            ("device_tokens", self.device_tokens),
             ("signing_keys", self.signing_keys),
         ]
     }
@@ -65,6 +67,7 @@ fn sweep_batches(
         refresh_tokens: in_batches(conn, refresh_tokens::delete_expired, now, stop)?,
         sessions: in_batches(conn, sessions::delete_expired, now, stop)?,
         private_tokens: in_batches(conn, private_tokens::delete_expired, now - MAX_LEEWAY, stop)?,
+        device_tokens: in_batches(conn, device_tokens::delete_expired, now, stop)?,
         signing_keys: 0,
     };
     if stop() {
@@ -138,6 +141,7 @@ mod tests {
                 sessions: 1,
                 refresh_tokens: 600,
                 private_tokens: 1,
+                device_tokens: 0,
                 signing_keys: 0
             }
         );

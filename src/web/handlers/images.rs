@@ -6,7 +6,6 @@ use crate::clock;
 use crate::db::{self, images};
 use crate::domain::images::CleanImage;
 use crate::error::ApiError;
-use crate::transport::workers;
 use crate::web::auth;
 use crate::web::http;
 use rouille::{Request, Response};
@@ -15,15 +14,16 @@ use rouille::{Request, Response};
 /// picture at the pixel limit takes up to ~150 MiB and most of a second, so
 /// it runs one at a time, off the worker slots (like password hashing).
 pub fn clean(app: &App, bytes: &[u8]) -> Result<CleanImage, ApiError> {
-    workers::step_aside(|| {
-        let _one_at_a_time = app.image_lock.lock().unwrap_or_else(|p| p.into_inner());
-        crate::domain::images::clean(
-            bytes,
-            app.config.max_image_bytes,
-            app.config.max_image_pixels,
-        )
-    })
-    .map_err(ApiError::from)
+    app.blocking
+        .run(|| {
+            let _one_at_a_time = app.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+            crate::domain::images::clean(
+                bytes,
+                app.config.max_image_bytes,
+                app.config.max_image_pixels,
+            )
+        })
+        .map_err(ApiError::from)
 }
 
 /// `GET /media/avatars/{id}`: public, immutable (a new upload gets a new id).

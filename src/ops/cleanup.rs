@@ -106,16 +106,17 @@ fn in_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::test_connection;
+    use crate::db::{add_test_user, test_connection};
     use rusqlite::params;
 
     #[test]
     fn expired_rows_go_and_live_ones_stay() {
         let mut conn = test_connection();
+        add_test_user(&conn, "u1", "a@x.io");
+        device_tokens::insert(&conn, &[1; 32], "u1", 0, 50).unwrap();
+        device_tokens::insert(&conn, &[2; 32], "u1", 0, 5000).unwrap();
         conn.execute_batch(
-            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
-             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0);
-             INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
              VALUES ('old', 'u1', 0, 0, 50), ('live', 'u1', 0, 0, 5000);
              INSERT INTO private_tokens (id, user_id, name, kid, created_at, expires_at)
              VALUES ('p-old', 'u1', 'a', 'k', 0, 10), ('p-grace', 'u1', 'b', 'k', 0, 90),
@@ -142,7 +143,7 @@ mod tests {
                 sessions: 1,
                 refresh_tokens: 600,
                 private_tokens: 1,
-                device_tokens: 0,
+                device_tokens: 1,
                 signing_keys: 0
             }
         );

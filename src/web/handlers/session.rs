@@ -25,53 +25,53 @@ pub struct SignUpRequest {
 }
 
 impl SignUpRequest {
-    /// Every rule of a sign-up: `name`, or `first_name` and `last_name`, or
-    /// all three; `name` defaults to "first last".
+    /// Every rule of a sign-up, every failing field named at once.
     pub fn validate(self) -> Result<NewAccount, FieldErrors> {
         let mut fields = Fields::default();
         let email = fields.required("email", self.email.as_deref(), validate::email);
         let password = fields.required("password", self.password.as_deref(), |p| {
             validate::new_password(p).map(|()| p.to_owned())
         });
-        let first_name = fields.optional(
-            "first_name",
-            self.first_name.as_deref(),
-            validate::name_part,
-        );
-        let last_name =
-            fields.optional("last_name", self.last_name.as_deref(), validate::name_part);
-        let given_name = fields.optional("name", self.name.as_deref(), validate::full_name);
-        let name = match (self.name, &first_name, &last_name) {
-            (Some(_), _, _) => given_name,
-            (None, Some(first), Some(last)) => {
-                fields.check("name", validate::full_name_of(first, last))
-            }
-            (None, _, _) => {
-                for (field, value) in [
-                    ("first_name", &self.first_name),
-                    ("last_name", &self.last_name),
-                ] {
-                    if value.is_none() {
-                        fields.problem(field, "is required when name is not given");
-                    }
-                }
-                None
-            }
-        };
-        let account = match (email, password, name) {
-            (Some(email), Some(password), Some(name)) => Some(NewAccount {
+        let names = names(&mut fields, self.name, self.first_name, self.last_name);
+        let account = match (email, password, names) {
+            (Some(email), Some(password), Some(names)) => Some(NewAccount {
                 email,
                 password,
-                names: users::Names {
-                    name,
-                    first_name,
-                    last_name,
-                },
+                names,
             }),
             _ => None,
         };
         fields.finish(account)
     }
+}
+
+/// The name fields of a sign-up: `name`, or `first_name` and `last_name`, or
+/// all three; `name` defaults to "first last".
+fn names(
+    fields: &mut Fields,
+    name: Option<String>,
+    first: Option<String>,
+    last: Option<String>,
+) -> Option<users::Names> {
+    let first_name = fields.optional("first_name", first.as_deref(), validate::name_part);
+    let last_name = fields.optional("last_name", last.as_deref(), validate::name_part);
+    let name = match (name, &first_name, &last_name) {
+        (Some(name), _, _) => fields.optional("name", Some(&name), validate::full_name),
+        (None, Some(f), Some(l)) => fields.check("name", validate::full_name_of(f, l)),
+        (None, _, _) => {
+            for (field, value) in [("first_name", &first), ("last_name", &last)] {
+                if value.is_none() {
+                    fields.problem(field, "is required when name is not given");
+                }
+            }
+            None
+        }
+    };
+    Some(users::Names {
+        name: name?,
+        first_name,
+        last_name,
+    })
 }
 
 #[derive(Serialize)]

@@ -12,6 +12,7 @@ use crate::domain::token_cache::Verified;
 use crate::domain::token_use::Activity;
 use crate::domain::tokens::{Expectations, KeyRing};
 use crate::error::ApiError;
+use crate::locks::Unpoisoned;
 use crate::ops::metrics::Metrics;
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -81,12 +82,12 @@ impl App {
 
     /// The signing keys in force now.
     pub fn keys(&self) -> Arc<KeyRing> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.keys.read().unpoisoned().clone()
     }
 
     /// Swaps in reloaded keys (after a rotation, or when one is dropped).
     pub fn replace_keys(&self, keys: KeyRing) {
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        *self.keys.write().unpoisoned() = Arc::new(keys);
         self.verified.clear();
     }
 }

@@ -10,7 +10,8 @@
 //! times); each has an upper bound, so no lifetime can overflow a timestamp.
 
 use crate::cli::{Flag, Raw, UsageError};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use crate::domain::ip_net::IpNet;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -80,7 +81,7 @@ settings! {
     IDLE_TIMEOUT idle_timeout: Duration = Flag::value("--idle-timeout", "SECS", "close idle keep-alive connections").default("30").range(1, ONE_YEAR);
     REQUEST_TIMEOUT request_timeout: Duration = Flag::value("--request-timeout", "SECS", "time allowed to send a request").default("10").range(1, ONE_YEAR);
     MAX_CONNECTIONS max_connections: usize = Flag::value("--max-connections", "N", "open connections at most").default("1024").range(1, 1 << 20);
-    TRUSTED_PROXY trusted_proxies: Vec<IpAddr> = Flag::list("--trusted-proxy", "ADDR", "a reverse proxy whose X-Forwarded-For is\nbelieved for the client address (repeatable;\nLATCHKEY_TRUSTED_PROXY takes a comma list)");
+    TRUSTED_PROXY trusted_proxies: Vec<IpNet> = Flag::list("--trusted-proxy", "ADDR[/PREFIX]", "a reverse proxy, or a network of them, whose\nX-Forwarded-For is believed for the client\naddress (repeatable; LATCHKEY_TRUSTED_PROXY\ntakes a comma list)");
 }
 
 impl Config {
@@ -211,13 +212,17 @@ impl FromFlag for SocketAddr {
     }
 }
 
-impl FromFlag for Vec<IpAddr> {
-    fn from_flag(flag: &Flag, raw: &Raw) -> Result<Vec<IpAddr>, UsageError> {
+impl FromFlag for Vec<IpNet> {
+    fn from_flag(flag: &Flag, raw: &Raw) -> Result<Vec<IpNet>, UsageError> {
         raw.list(flag)
             .iter()
             .map(|v| {
-                v.parse()
-                    .map_err(|_| raw.bad(flag, &format!("'{v}' is not an IP address")))
+                v.parse().map_err(|_| {
+                    raw.bad(
+                        flag,
+                        &format!("'{v}' is not an IP address or ADDR/PREFIX network"),
+                    )
+                })
             })
             .collect()
     }
@@ -286,6 +291,8 @@ mod tests {
             (&ISSUER, " "),
             (&JWKS_MAX_AGE, "-1"),
             (&TRUSTED_PROXY, "proxy"),
+            (&TRUSTED_PROXY, "10.0.0.0/33"),
+            (&TRUSTED_PROXY, "::/129"),
         ] {
             let mut r = raw(&[]);
             if flag.shape == Shape::List {

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod blocking;
 pub mod ids;
 pub mod images;
+pub mod ip_net;
 pub mod jwt_provider;
 pub mod key_ring;
 pub mod keys;

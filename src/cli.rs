@@ -20,7 +20,12 @@ USAGE:
     latchkey users delete EMAIL       delete a user and everything they own
     latchkey users set-password EMAIL set a password read from standard input;
                                       ends the user's sessions
-    latchkey cleanup                  one cleanup pass, printing what it removed
+    latchkey audit [--user EMAIL] [--since RFC3339] [--json]
+                                      print audit events, oldest first (--json:
+                                      one JSON object a line)
+    latchkey cleanup [--audit-retention SECS]
+                                      one cleanup pass, printing what it removed
+                                      (retention: as the service last started)
     latchkey backup DEST              a consistent online copy of the database
     latchkey --help | --version
 
@@ -52,6 +57,7 @@ a flag beats its variable):
     --trusted-proxy ADDR          a reverse proxy whose X-Forwarded-For is
                                   believed for the client address (repeatable;
                                   LATCHKEY_TRUSTED_PROXY takes a comma list)
+    --audit-retention SECS        keep audit events this long [7776000]
 
 Logging: RUST_LOG=info (the default) writes one access line per request to
 standard error; RUST_LOG=debug adds more.
@@ -66,11 +72,29 @@ pub enum Command {
     Migrate(Raw),
     KeysList(Raw),
     KeysRotate(Raw),
-    UsersList { raw: Raw, json: bool },
-    UsersDelete { raw: Raw, email: String },
-    UsersSetPassword { raw: Raw, email: String },
+    UsersList {
+        raw: Raw,
+        json: bool,
+    },
+    UsersDelete {
+        raw: Raw,
+        email: String,
+    },
+    UsersSetPassword {
+        raw: Raw,
+        email: String,
+    },
+    Audit {
+        raw: Raw,
+        user: Option<String>,
+        since: Option<String>,
+        json: bool,
+    },
     Cleanup(Raw),
-    Backup { raw: Raw, dest: String },
+    Backup {
+        raw: Raw,
+        dest: String,
+    },
 }
 
 /// Flag values as text, before validation (see `config`).
@@ -134,6 +158,7 @@ pub const SERVE_FLAGS: &[&str] = &[
     "--idle-timeout",
     "--request-timeout",
     "--max-connections",
+    "--audit-retention",
 ];
 
 /// Switches (no value), for `serve`.
@@ -235,7 +260,22 @@ pub fn parse(
                 }
             }
         }
-        Some("cleanup") => Command::Cleanup(flags(args, env, &["--db"], &[])?),
+        Some("audit") => {
+            let json = args.args.contains("--json");
+            let raw = flags(args, env, &["--db"], &[])?;
+            let mut value = |flag: &'static str| {
+                args.args
+                    .opt_value_from_str::<_, String>(flag)
+                    .map_err(|e| UsageError(format!("{flag}: {}", describe(e))))
+            };
+            Command::Audit {
+                user: value("--user")?,
+                since: value("--since")?,
+                raw,
+                json,
+            }
+        }
+        Some("cleanup") => Command::Cleanup(flags(args, env, &["--db", "--audit-retention"], &[])?),
         Some("backup") => {
             let raw = flags(args, env, &["--db"], &[])?;
             Command::Backup {
@@ -409,6 +449,16 @@ mod tests {
             Ok(Command::KeysRotate(_))
         ));
         assert!(run(&["keys"], &[]).is_err());
+        match run(&["audit", "--user", "a@x.io", "--json"], &[]) {
+            Ok(Command::Audit {
+                user, since, json, ..
+            }) => {
+                assert_eq!(user.as_deref(), Some("a@x.io"));
+                assert_eq!((since, json), (None, true));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(run(&["audit", "--since"], &[]).is_err());
         assert!(matches!(
             run(&["users", "list", "--json"], &[]),
             Ok(Command::UsersList { json: true, .. })

@@ -33,12 +33,35 @@ pub struct Config {
     pub request_timeout: Duration,
     pub max_connections: usize,
     pub trusted_proxies: Vec<IpAddr>,
+    /// Seconds an audit event is kept.
+    pub audit_retention: u64,
 }
 
 /// The database path alone, for subcommands other than `serve`.
 pub fn db_path(raw: &Raw) -> PathBuf {
     PathBuf::from(raw.get("--db").unwrap_or("./latchkey.db"))
 }
+
+/// `--audit-retention` as given (for `latchkey cleanup`), if it is.
+pub fn audit_retention(raw: &Raw) -> Result<Option<u64>, UsageError> {
+    match raw.get("--audit-retention") {
+        None => Ok(None),
+        Some(_) => positive(raw, "--audit-retention", DEFAULT_AUDIT_RETENTION).map(Some),
+    }
+}
+
+/// `latchkey audit --since`: an RFC 3339 time, as Unix seconds.
+pub fn since(value: Option<&str>) -> Result<Option<i64>, UsageError> {
+    value
+        .map(|v| {
+            crate::clock::parse_rfc3339(v)
+                .ok_or_else(|| bad("--since", &format!("'{v}' is not an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+/// 90 days.
+pub const DEFAULT_AUDIT_RETENTION: u64 = 7_776_000;
 
 /// Worker threads when `--threads` is not given: handlers spend much of their
 /// time waiting on SQLite's fsync, so a few per core keep the cores busy.
@@ -92,6 +115,7 @@ impl Config {
                         .map_err(|_| bad("--trusted-proxy", &format!("'{v}' is not an IP address")))
                 })
                 .collect::<Result<_, _>>()?,
+            audit_retention: positive(raw, "--audit-retention", DEFAULT_AUDIT_RETENTION)?,
         })
     }
 }
@@ -168,6 +192,7 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_secs(10));
         assert_eq!(c.max_connections, 1024);
         assert!(!c.rotate_refresh_tokens);
+        assert_eq!(c.audit_retention, 7_776_000);
     }
 
     #[test]
@@ -186,6 +211,7 @@ mod tests {
             ("--listen", "nowhere"),
             ("--threads", "-1"),
             ("--issuer", " "),
+            ("--audit-retention", "0"),
         ] {
             let e = Config::from_raw(&raw(&[(flag, value)])).unwrap_err();
             assert!(e.0.starts_with(flag), "{flag}={value}: {e}");

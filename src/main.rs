@@ -54,7 +54,25 @@ fn main() -> ExitCode {
         Command::UsersSetPassword { raw, email } => {
             admin::users_set_password(&config::db_path(&raw), &email)
         }
-        Command::Cleanup(raw) => admin::cleanup(&config::db_path(&raw)),
+        Command::Audit {
+            raw,
+            user,
+            since,
+            json,
+        } => match config::since(since.as_deref()) {
+            Ok(since) => admin::audit(&config::db_path(&raw), user.as_deref(), since, json),
+            Err(e) => {
+                eprintln!("latchkey: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::Cleanup(raw) => match config::audit_retention(&raw) {
+            Ok(retention) => admin::cleanup(&config::db_path(&raw), retention),
+            Err(e) => {
+                eprintln!("latchkey: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Command::Backup { raw, dest } => admin::backup(&config::db_path(&raw), Path::new(&dest)),
     };
     match outcome {

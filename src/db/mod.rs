@@ -2,6 +2,7 @@
 //! connection pool, the schema and its migrations, and the write-transaction
 //! helper. One submodule per table, one function per statement.
 
+pub mod audit_events;
 pub mod images;
 pub mod private_tokens;
 pub mod refresh_tokens;
@@ -22,11 +23,15 @@ pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
-/// Empty while version 1 is the only one that has been released.
-const MIGRATIONS: &[&str] = &[];
+/// Each is the part of `schema.sql` its version added, verbatim, so a
+/// migrated database equals a fresh one (a test compares them).
+const MIGRATIONS: &[&str] = &[
+    // 2: the audit log.
+    include_str!("migrations/2_audit_events.sql"),
+];
 
 /// Why the database could not be used.
 #[derive(Debug)]
@@ -162,6 +167,31 @@ mod tests {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         assert!(matches!(migrate(&mut conn), Err(OpenError::TooNew(_))));
+    }
+
+    /// Every table and index of `conn`, as SQLite stores their definitions.
+    fn schema_of(conn: &Connection) -> Vec<(String, String)> {
+        conn.prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_migrated_version_1_database_equals_a_fresh_one() {
+        let mut old = Connection::open_in_memory().unwrap();
+        old.execute_batch(include_str!("migrations/v1.sql"))
+            .unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        migrate(&mut old).unwrap();
+        let fresh = test_connection();
+        assert_eq!(schema_of(&old), schema_of(&fresh));
+        let v: i64 = old
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! timeout let them share it).
 
 use crate::clock;
-use crate::db::{self, Pool, sessions, signing_keys, users};
+use crate::db::audit_events::{self, AuditEvent, Filter};
+use crate::db::{self, Pool, sessions, settings, signing_keys, users};
+use crate::domain::audit::{self, Entry, Event, Origin};
 use crate::domain::key_ring;
 use crate::domain::password::Hasher;
 use crate::domain::validate;
@@ -64,9 +66,22 @@ pub fn keys_rotate(path: &Path) -> Result<(), String> {
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let window = key_ring::recorded_window(&conn).map_err(|e| e.to_string())?;
     key_ring::load(&mut conn, window).map_err(|e| e.to_string())?;
-    let kid = key_ring::rotate(&mut conn, None).map_err(|e| e.to_string())?;
-    println!("new signing key {}", kid.unwrap_or_default());
+    let kid = key_ring::rotate(&mut conn, None)
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    // The rotation commits inside `key_ring`; its event follows at once.
+    record_admin(
+        &mut conn,
+        Entry::new(Event::AdminKeyRotated, clock::now(), &Origin::default())
+            .detail(serde_json::json!({ "kid": kid })),
+    )?;
+    println!("new signing key {kid}");
     Ok(())
+}
+
+/// Appends an operator's event in a transaction of its own.
+fn record_admin(conn: &mut rusqlite::Connection, entry: Entry<'_>) -> Result<(), String> {
+    db::write(conn, |tx| audit::record(tx, &entry)).map_err(|e| e.to_string())
 }
 
 #[derive(serde::Serialize)]
@@ -123,7 +138,15 @@ pub fn users_delete(path: &Path, email: &str) -> Result<(), String> {
     let pool = open(path)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let user = find_user(&conn, email)?;
-    db::write(&mut conn, |tx| users::delete(tx, &user.id)).map_err(|e| e.to_string())?;
+    db::write(&mut conn, |tx| {
+        users::delete(tx, &user.id)?;
+        let origin = Origin::default();
+        audit::record(
+            tx,
+            &Entry::new(Event::AdminUserDeleted, clock::now(), &origin).user(&user.id),
+        )
+    })
+    .map_err(|e| e.to_string())?;
     println!("deleted {} ({})", user.email, user.id);
     Ok(())
 }
@@ -146,26 +169,169 @@ pub fn users_set_password(path: &Path, email: &str) -> Result<(), String> {
         .hash(password)
         .map_err(|_| "the hasher is busy".to_string())?;
     let ended = db::write(&mut conn, |tx| {
+        let now = clock::now();
         users::update_password_hash(tx, &user.id, &hash)?;
-        users::touch(tx, &user.id, clock::now())?;
-        sessions::delete_all_of_user(tx, &user.id)
+        users::touch(tx, &user.id, now)?;
+        let ended = sessions::delete_all_of_user(tx, &user.id)?;
+        let origin = Origin::default();
+        let entry = Entry::new(Event::AdminPasswordSet, now, &origin)
+            .user(&user.id)
+            .detail(serde_json::json!({ "sessions_ended": ended }));
+        audit::record(tx, &entry)?;
+        Ok::<_, rusqlite::Error>(ended)
     })
     .map_err(|e| e.to_string())?;
     println!("password set for {}; {ended} session(s) ended", user.email);
     Ok(())
 }
 
-/// `latchkey cleanup`: one sweep, printing what it removed.
-pub fn cleanup(path: &Path) -> Result<(), String> {
+/// `latchkey cleanup`: one sweep, printing what it removed. Audit events
+/// are kept for `retention` seconds if given, else as long as the service
+/// last started on this database keeps them (else the default).
+pub fn cleanup(path: &Path, retention: Option<u64>) -> Result<(), String> {
     let pool = open(path)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let window = key_ring::recorded_window(&conn).map_err(|e| e.to_string())?;
+    let audit_retention = match retention {
+        Some(seconds) => seconds as i64,
+        None => settings::get_i64(&conn, settings::AUDIT_RETENTION)
+            .map_err(|e| e.to_string())?
+            .unwrap_or(crate::config::DEFAULT_AUDIT_RETENTION as i64),
+    };
+    let keep = cleanup::Keep {
+        window,
+        audit_retention,
+    };
     let removed =
-        cleanup::sweep(&mut conn, clock::now(), window, &|| false).map_err(|e| e.to_string())?;
+        cleanup::sweep(&mut conn, clock::now(), keep, &|| false).map_err(|e| e.to_string())?;
     for (table, rows) in removed.by_table() {
         println!("{table}: {rows} removed");
     }
     Ok(())
+}
+
+/// One audit event as `latchkey audit --json` prints it.
+#[derive(serde::Serialize)]
+struct EventLine {
+    id: String,
+    at: String,
+    event: String,
+    outcome: String,
+    user_id: Option<String>,
+    email: Option<String>,
+    /// For a stranger's address: its keyed hash, hex (see `domain::audit`).
+    email_hmac: Option<String>,
+    session_id: Option<String>,
+    token_id: Option<String>,
+    address: Option<String>,
+    user_agent: Option<String>,
+    detail: Option<serde_json::Value>,
+}
+
+/// `latchkey audit [--user EMAIL] [--since T] [--json]`: the events, oldest
+/// first. `--user` finds the account's events and the failed logins that
+/// named the address without an account (by its keyed hash).
+pub fn audit(
+    path: &Path,
+    user: Option<&str>,
+    since: Option<i64>,
+    json: bool,
+) -> Result<(), String> {
+    let pool = open(path)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let mut filter = Filter {
+        since,
+        ..Filter::default()
+    };
+    if let Some(email) = user {
+        let key = audit::email_key(email);
+        let secret = db::write(&mut conn, |tx| settings::secret(tx, audit::EMAIL_SECRET))
+            .map_err(|e| e.to_string())?;
+        filter.email_hmac = Some(audit::email_hmac(&secret, &key).to_vec());
+        // An id that matches nothing keeps the filter on this user alone.
+        filter.user_id = Some(
+            users::find_by_email_key(&conn, &key)
+                .map_err(|e| e.to_string())?
+                .map_or_else(String::new, |u| u.id),
+        );
+    }
+    let events = audit_events::list(&conn, &filter).map_err(|e| e.to_string())?;
+    let mut emails = std::collections::HashMap::new();
+    let mut email_of = |id: &str| -> Result<Option<String>, String> {
+        if !emails.contains_key(id) {
+            let found = users::find(&conn, id).map_err(|e| e.to_string())?;
+            emails.insert(id.to_string(), found.map(|u| u.email));
+        }
+        Ok(emails[id].clone())
+    };
+    let mut lines = Vec::with_capacity(events.len());
+    for e in events {
+        let email = match &e.user_id {
+            Some(id) => email_of(id)?,
+            None => None,
+        };
+        lines.push(line(e, email));
+    }
+    if json {
+        for l in &lines {
+            println!("{}", serde_json::to_string(l).map_err(|e| e.to_string())?);
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<20}  {:<22}  {:<7}  {:<32}  {:<15}  USER AGENT / DETAIL",
+        "AT", "EVENT", "OUTCOME", "USER", "ADDRESS"
+    );
+    for l in &lines {
+        let who = match (&l.email, &l.user_id, &l.email_hmac) {
+            (Some(email), _, _) => email.clone(),
+            (None, Some(id), _) => id.clone(),
+            (None, None, Some(hash)) => format!("unknown email #{}", &hash[..12]),
+            (None, None, None) => "-".into(),
+        };
+        let mut rest = l.user_agent.clone().unwrap_or_default();
+        if let Some(detail) = &l.detail {
+            rest = format!("{rest} {detail}");
+        }
+        println!(
+            "{:<20}  {:<22}  {:<7}  {:<32}  {:<15}  {}",
+            l.at,
+            l.event,
+            l.outcome,
+            printable(&who),
+            l.address.as_deref().unwrap_or("-"),
+            printable(rest.trim())
+        );
+    }
+    println!("{} event(s)", lines.len());
+    Ok(())
+}
+
+fn line(e: AuditEvent, email: Option<String>) -> EventLine {
+    EventLine {
+        at: clock::rfc3339(e.at),
+        email_hmac: e
+            .email_hmac
+            .map(|h| h.iter().map(|b| format!("{b:02x}")).collect()),
+        detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
+        id: e.id,
+        event: e.event,
+        outcome: e.outcome,
+        user_id: e.user_id,
+        email,
+        session_id: e.session_id,
+        token_id: e.token_id,
+        address: e.address,
+        user_agent: e.user_agent,
+    }
+}
+
+/// Text a client chose (a User-Agent) with control characters replaced, so
+/// it cannot drive the operator's terminal.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
 }
 
 /// `latchkey backup DEST`: SQLite's online backup in small steps (a writer

@@ -117,7 +117,11 @@ fn cleanup(app: &App, stop: &Stop) {
             .get()
             .map_err(|e| e.to_string())
             .and_then(|mut conn| {
-                cleanup::sweep(&mut conn, clock::now(), app.window, &|| stop.is_set())
+                let keep = cleanup::Keep {
+                    window: app.window,
+                    audit_retention: app.config.audit_retention as i64,
+                };
+                cleanup::sweep(&mut conn, clock::now(), keep, &|| stop.is_set())
                     .map_err(|e| e.to_string())
             });
         match swept {

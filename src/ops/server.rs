@@ -4,6 +4,7 @@
 use crate::app::{App, Parts};
 use crate::config::Config;
 use crate::db::{self, settings};
+use crate::domain::audit;
 use crate::domain::jwt_provider;
 use crate::domain::key_ring;
 use crate::domain::password::Hasher;
@@ -46,8 +47,12 @@ pub fn run(config: Config) -> Result<(), String> {
     let window = key_ring::window_for(config.access_ttl, config.leeway);
     key_ring::record_window(&conn, window).map_err(|e| e.to_string())?;
     let keys = key_ring::load(&mut conn, window).map_err(|e| e.to_string())?;
-    let rotation_secret = db::write(&mut conn, |tx| {
-        settings::secret(tx, settings::ROTATION_SECRET)
+    let (rotation_secret, audit_secret) = db::write(&mut conn, |tx| {
+        settings::set_i64(tx, settings::AUDIT_RETENTION, config.audit_retention as i64)?;
+        Ok::<_, rusqlite::Error>((
+            settings::secret(tx, settings::ROTATION_SECRET)?,
+            settings::secret(tx, audit::EMAIL_SECRET)?,
+        ))
     })
     .map_err(|e| e.to_string())?;
     drop(conn);
@@ -74,6 +79,7 @@ pub fn run(config: Config) -> Result<(), String> {
         keys,
         rotation_secret,
         window,
+        audit_secret,
     };
     let app = Arc::new(App::new(config, parts));
     let background = background::start(app.clone());

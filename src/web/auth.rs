@@ -6,6 +6,7 @@
 use crate::app::App;
 use crate::clock;
 use crate::db::{private_tokens, sessions};
+use crate::domain::audit::Origin;
 use crate::domain::ids;
 use crate::domain::password::Verdict;
 use crate::domain::throttle;
@@ -130,6 +131,24 @@ pub fn private_token(
     )
 }
 
+/// The client address (after `--trusted-proxy`), for throttling and the
+/// audit log.
+pub fn client_address(app: &App, request: &Request) -> Option<std::net::IpAddr> {
+    throttle::client_address(
+        Some(request.remote_addr().ip()),
+        request.header("X-Forwarded-For"),
+        &app.config.trusted_proxies,
+    )
+}
+
+/// Where a request came from, as the audit log records it.
+pub fn origin(app: &App, request: &Request) -> Origin {
+    Origin::new(
+        client_address(app, request),
+        http::user_agent(request).as_deref(),
+    )
+}
+
 /// Checks a password against the stored hash (`None`: an unknown account,
 /// checked against a dummy hash so the time is the same), under login
 /// throttling: a blocked email or client address gets 429 before any
@@ -142,11 +161,7 @@ pub fn check_password(
     stored: Option<&str>,
 ) -> Result<Verdict, ApiError> {
     let now = clock::now();
-    let address = throttle::client_address(
-        Some(request.remote_addr().ip()),
-        request.header("X-Forwarded-For"),
-        &app.config.trusted_proxies,
-    );
+    let address = client_address(app, request);
     if let Some(retry_after) = app.throttle.check(email_key, address, now) {
         return Err(ApiError::TooManyRequests { retry_after });
     }

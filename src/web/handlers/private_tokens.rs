@@ -4,6 +4,7 @@
 use crate::app::App;
 use crate::clock;
 use crate::db::{self, private_tokens};
+use crate::domain::audit::{Entry, Event, Origin};
 use crate::domain::ids;
 use crate::error::{ApiError, FieldErrors};
 use crate::web::auth;
@@ -11,6 +12,7 @@ use crate::web::http;
 use rouille::{Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::json;
 
 #[derive(Deserialize)]
 pub struct CreateTokenRequest {
@@ -117,14 +119,23 @@ fn token_name(raw: Option<String>, fields: &mut FieldErrors) -> Option<String> {
     Some(name.to_string())
 }
 
+/// Who manages a token: the user, in a login session, from an origin.
+#[derive(Clone, Copy)]
+struct Acting<'a> {
+    user_id: &'a str,
+    session_id: &'a str,
+    origin: &'a Origin,
+}
+
 /// Mints and stores a token for the caller; the secret is shown only here.
 fn mint(
     app: &App,
-    user_id: &str,
+    by: Acting<'_>,
     name: String,
     expires_at: i64,
     replaces: Option<&str>,
 ) -> Result<Response, ApiError> {
+    let user_id = by.user_id;
     let now = clock::now();
     let id = ids::uuid();
     let (token, kid) = auth::private_token(app, user_id, &id, now, expires_at);
@@ -143,6 +154,19 @@ fn mint(
             return Err(ApiError::NotFound);
         }
         private_tokens::insert(tx, &row)?;
+        let (event, detail) = match replaces {
+            None => (Event::PrivateTokenCreated, json!({"name": name})),
+            Some(old) => (
+                Event::PrivateTokenRotated,
+                json!({"name": name, "replaces": old}),
+            ),
+        };
+        let entry = Entry::new(event, now, by.origin)
+            .user(user_id)
+            .session(by.session_id)
+            .token(&id)
+            .detail(detail);
+        app.record(tx, &entry)?;
         Ok(())
     })?;
     let created = CreatedToken {
@@ -157,7 +181,7 @@ fn mint(
 
 /// `POST /tokens/`: a new private token; its expiry is required.
 pub fn create_token(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, session_id) = auth::session_caller(app, request)?;
     let body: CreateTokenRequest = http::json(request)?;
     let mut fields = FieldErrors::new();
     let name = token_name(body.name, &mut fields);
@@ -172,7 +196,13 @@ pub fn create_token(app: &App, request: &Request) -> Result<Response, ApiError> 
     let (Some(name), Some(expires_at), true) = (name, expires_at, fields.is_empty()) else {
         return Err(ApiError::Validation(fields));
     };
-    mint(app, &caller.user_id, name, expires_at, None)
+    let origin = auth::origin(app, request);
+    let by = Acting {
+        user_id: &caller.user_id,
+        session_id: &session_id,
+        origin: &origin,
+    };
+    mint(app, by, name, expires_at, None)
 }
 
 /// `GET /tokens/`: the caller's tokens, newest first, never the token itself.
@@ -196,9 +226,18 @@ pub fn get_token(app: &App, request: &Request, id: &str) -> Result<Response, Api
 
 /// `DELETE /tokens/{id}`: revoked at once (its next use is refused).
 pub fn delete_token(app: &App, request: &Request, id: &str) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, session_id) = auth::session_caller(app, request)?;
+    let origin = auth::origin(app, request);
     if !db::write(&mut *app.conn()?, |tx| {
-        private_tokens::delete_of_user(tx, id, &caller.user_id)
+        let deleted = private_tokens::delete_of_user(tx, id, &caller.user_id)?;
+        if deleted {
+            let entry = Entry::new(Event::PrivateTokenRevoked, clock::now(), &origin)
+                .user(&caller.user_id)
+                .session(&session_id)
+                .token(id);
+            app.record(tx, &entry)?;
+        }
+        Ok::<_, rusqlite::Error>(deleted)
     })? {
         return Err(ApiError::NotFound);
     }
@@ -208,7 +247,7 @@ pub fn delete_token(app: &App, request: &Request, id: &str) -> Result<Response, 
 /// `POST /tokens/{id}/rotate`: a new token with the same name, and the old
 /// one's lifetime unless a new expiry is given; the old one is revoked.
 pub fn rotate_token(app: &App, request: &Request, id: &str) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, session_id) = auth::session_caller(app, request)?;
     let old = find(app, id, &caller.user_id)?;
     let body: ExpiryRequest = if request.header("Content-Length").is_some_and(|l| l != "0") {
         http::json(request)?
@@ -227,5 +266,11 @@ pub fn rotate_token(app: &App, request: &Request, id: &str) -> Result<Response, 
     let lifetime =
         (old.expires_at - old.created_at).clamp(1, app.config.max_private_token_ttl as i64);
     let expires_at = asked.unwrap_or(now + lifetime);
-    mint(app, &caller.user_id, old.name, expires_at, Some(&old.id))
+    let origin = auth::origin(app, request);
+    let by = Acting {
+        user_id: &caller.user_id,
+        session_id: &session_id,
+        origin: &origin,
+    };
+    mint(app, by, old.name, expires_at, Some(&old.id))
 }

@@ -4,6 +4,7 @@
 use crate::app::App;
 use crate::clock;
 use crate::db::{self, sessions, users};
+use crate::domain::audit::{Entry, Event};
 use crate::domain::validate;
 use crate::error::{ApiError, FieldErrors};
 use crate::web::auth::{self, Caller};
@@ -12,6 +13,7 @@ use crate::web::http;
 use crate::web::multipart;
 use rouille::{Request, Response};
 use serde::Deserialize;
+use serde_json::json;
 
 /// `GET /profile/`.
 pub fn get_profile(app: &App, request: &Request) -> Result<Response, ApiError> {
@@ -159,7 +161,7 @@ pub struct ChangePasswordRequest {
 /// `POST /password/`: a new password; every session of the user ends, so
 /// their refresh tokens and access tokens are refused from now on.
 pub fn change_password(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, session_id) = auth::session_caller(app, request)?;
     let body: ChangePasswordRequest = http::json(request)?;
     let mut fields = FieldErrors::new();
     if body.current_password.is_none() {
@@ -178,10 +180,17 @@ pub fn change_password(app: &App, request: &Request) -> Result<Response, ApiErro
     let user = current_user(app, &caller)?;
     confirm_password(app, request, &user, &current)?;
     let hash = app.hasher.hash(&new)?;
+    let origin = auth::origin(app, request);
     db::write(&mut *app.conn()?, |tx| {
+        let now = clock::now();
         users::update_password_hash(tx, &user.id, &hash)?;
-        users::touch(tx, &user.id, clock::now())?;
-        sessions::delete_all_of_user(tx, &user.id)
+        users::touch(tx, &user.id, now)?;
+        let ended = sessions::delete_all_of_user(tx, &user.id)?;
+        let entry = Entry::new(Event::PasswordChanged, now, &origin)
+            .user(&user.id)
+            .session(&session_id)
+            .detail(json!({ "sessions_ended": ended }));
+        app.record(tx, &entry)
     })?;
     Ok(http::no_content())
 }
@@ -194,12 +203,19 @@ pub struct DeleteProfileRequest {
 /// `DELETE /profile/`: the user, their sessions, tokens and picture are gone,
 /// in one transaction; the email may sign up again.
 pub fn delete_profile(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, session_id) = auth::session_caller(app, request)?;
     let password = http::json::<DeleteProfileRequest>(request)?
         .password
         .ok_or_else(|| ApiError::field("password", "is required"))?;
     let user = current_user(app, &caller)?;
     confirm_password(app, request, &user, &password)?;
-    db::write(&mut *app.conn()?, |tx| users::delete(tx, &user.id))?;
+    let origin = auth::origin(app, request);
+    db::write(&mut *app.conn()?, |tx| {
+        users::delete(tx, &user.id)?;
+        let entry = Entry::new(Event::AccountDeleted, clock::now(), &origin)
+            .user(&user.id)
+            .session(&session_id);
+        app.record(tx, &entry)
+    })?;
     Ok(http::no_content())
 }

@@ -3,6 +3,7 @@
 use crate::app::App;
 use crate::clock;
 use crate::db::{self, private_tokens, refresh_tokens, sessions, users};
+use crate::domain::audit::{Entry, Event, Origin};
 use crate::domain::ids::{self, Secret};
 use crate::domain::password::Overloaded;
 use crate::domain::token_use::Kind;
@@ -15,6 +16,7 @@ use crate::web::handlers::{UserView, checked};
 use crate::web::http;
 use rouille::{Request, Response};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 #[derive(Deserialize)]
 pub struct SignUpRequest {
@@ -66,8 +68,15 @@ pub fn sign_up(app: &App, request: &Request) -> Result<Response, ApiError> {
         names: &names,
         now,
     };
-    db::write(&mut *app.conn()?, |tx| users::insert(tx, &new))?
-        .map_err(|_| ApiError::EmailExists)?;
+    let origin = auth::origin(app, request);
+    db::write(&mut *app.conn()?, |tx| {
+        let inserted = users::insert(tx, &new)?;
+        if inserted.is_ok() {
+            app.record(tx, &Entry::new(Event::SignUp, now, &origin).user(&id))?;
+        }
+        Ok::<_, rusqlite::Error>(inserted)
+    })?
+    .map_err(|_| ApiError::EmailExists)?;
     let user =
         users::find(&*app.conn()?, &id)?.ok_or_else(|| ApiError::internal("new user vanished"))?;
     Ok(http::json_response(
@@ -167,11 +176,23 @@ pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
         Err(_) => (email.trim().to_lowercase(), None),
     };
     let stored = user.as_ref().map(|u| u.password_hash.as_str());
-    let verdict = auth::check_password(app, request, &key, &password, stored)?;
+    let origin = auth::origin(app, request);
+    let verdict = match auth::check_password(app, request, &key, &password, stored) {
+        Err(ApiError::TooManyRequests { retry_after }) => {
+            if app.throttle_notes.first(&key, origin.address, clock::now()) {
+                record_refused_login(app, Event::LoginThrottled, &origin, user.as_ref(), &key)?;
+            }
+            return Err(ApiError::TooManyRequests { retry_after });
+        }
+        verdict => verdict?,
+    };
     app.metrics.login(verdict.ok);
-    let Some(user) = user.filter(|_| verdict.ok) else {
+    // `ok` implies a stored hash, so an account.
+    let (true, Some(user)) = (verdict.ok, &user) else {
+        record_refused_login(app, Event::LoginFailed, &origin, user.as_ref(), &key)?;
         return Err(ApiError::InvalidCredentials);
     };
+    let user = user.clone();
     // New parameters take effect at the next successful login (OWASP); a busy
     // hasher just postpones that.
     let rehash = if verdict.needs_rehash {
@@ -198,6 +219,10 @@ pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
         if let Some(hash) = &rehash {
             users::update_password_hash(tx, &user.id, hash)?;
         }
+        let entry = Entry::new(Event::LoginSucceeded, now, &origin)
+            .user(&user.id)
+            .session(&session_id);
+        app.record(tx, &entry)?;
         Ok::<_, ApiError>(())
     })?;
     let access_token = auth::access_token(app, &user.id, &session_id);
@@ -214,6 +239,24 @@ pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
             user: user.into(),
         },
     ))
+}
+
+/// Records a refused login in a transaction of its own: under the account's
+/// id when the email has one, else only as the email's keyed hash.
+fn record_refused_login(
+    app: &App,
+    event: Event,
+    origin: &Origin,
+    user: Option<&users::User>,
+    email_key: &str,
+) -> Result<(), ApiError> {
+    let entry = Entry::new(event, clock::now(), origin);
+    let entry = match user {
+        Some(user) => entry.user(&user.id),
+        None => entry.unknown_email(&app.audit_secret, email_key),
+    };
+    db::write(&mut *app.conn()?, |tx| app.record(tx, &entry))?;
+    Ok(())
 }
 
 /// A refresh token in a body: `refresh_token`, or `refresh` as some clients send.
@@ -255,8 +298,20 @@ pub fn refresh(app: &App, request: &Request) -> Result<Response, ApiError> {
     let now = clock::now();
     let secret = &app.rotation_secret;
     let outcome = if policy.rotate {
+        let origin = auth::origin(app, request);
         db::write(&mut *app.conn()?, |tx| {
-            refresh_tokens::refresh(tx, &token, secret, policy, now)
+            let outcome = refresh_tokens::refresh(tx, &token, secret, policy, now)?;
+            if let refresh_tokens::Refreshed::ReuseDetected {
+                session_id,
+                user_id,
+            } = &outcome
+            {
+                let entry = Entry::new(Event::RefreshReuseDetected, now, &origin)
+                    .user(user_id)
+                    .session(session_id);
+                app.record(tx, &entry)?;
+            }
+            Ok::<_, rusqlite::Error>(outcome)
         })?
     } else {
         refresh_tokens::refresh(&*app.conn()?, &token, secret, policy, now)?
@@ -275,7 +330,7 @@ pub fn refresh(app: &App, request: &Request) -> Result<Response, ApiError> {
             (session_id, user_id, Some(successor))
         }
         refresh_tokens::Refreshed::Refused => return Err(ApiError::InvalidRefreshToken),
-        refresh_tokens::Refreshed::ReuseDetected => {
+        refresh_tokens::Refreshed::ReuseDetected { .. } => {
             log::warn!("a replaced refresh token was reused: its session was ended");
             app.metrics.refresh_reuse();
             return Err(ApiError::InvalidRefreshToken);
@@ -297,17 +352,30 @@ pub fn refresh(app: &App, request: &Request) -> Result<Response, ApiError> {
 /// unknown token gets the same 204, so the answer reveals nothing.
 pub fn log_out(app: &App, request: &Request) -> Result<Response, ApiError> {
     let token = http::json::<RefreshRequest>(request)?.token()?;
+    let origin = auth::origin(app, request);
     db::write(&mut *app.conn()?, |tx| {
-        sessions::delete_by_refresh_token(tx, &token.hash())
+        if let Some(ended) = sessions::delete_by_refresh_token(tx, &token.hash())? {
+            let entry = Entry::new(Event::LogOut, clock::now(), &origin)
+                .user(&ended.user_id)
+                .session(&ended.session_id);
+            app.record(tx, &entry)?;
+        }
+        Ok::<_, rusqlite::Error>(())
     })?;
     Ok(http::no_content())
 }
 
 /// `POST /logout/all/`: ends every session of the caller.
 pub fn log_out_all(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, current) = auth::session_caller(app, request)?;
+    let origin = auth::origin(app, request);
     db::write(&mut *app.conn()?, |tx| {
-        sessions::delete_all_of_user(tx, &caller.user_id)
+        let ended = sessions::delete_all_of_user(tx, &caller.user_id)?;
+        let entry = Entry::new(Event::SessionEnded, clock::now(), &origin)
+            .user(&caller.user_id)
+            .session(&current)
+            .detail(json!({"reason": "logout_all", "sessions": ended}));
+        app.record(tx, &entry)
     })?;
     Ok(http::no_content())
 }
@@ -348,9 +416,18 @@ pub fn list_sessions(app: &App, request: &Request) -> Result<Response, ApiError>
 
 /// `DELETE /sessions/{id}`: ends one of the caller's sessions.
 pub fn delete_session(app: &App, request: &Request, id: &str) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, current) = auth::session_caller(app, request)?;
+    let origin = auth::origin(app, request);
     if !db::write(&mut *app.conn()?, |tx| {
-        sessions::delete_of_user(tx, id, &caller.user_id)
+        let ended = sessions::delete_of_user(tx, id, &caller.user_id)?;
+        if ended {
+            let entry = Entry::new(Event::SessionEnded, clock::now(), &origin)
+                .user(&caller.user_id)
+                .session(id)
+                .detail(json!({"reason": "deleted", "by_session": current}));
+            app.record(tx, &entry)?;
+        }
+        Ok::<_, rusqlite::Error>(ended)
     })? {
         return Err(ApiError::NotFound);
     }
@@ -390,13 +467,35 @@ pub fn revoke(app: &App, request: &Request) -> Result<Response, ApiError> {
     let token = revoke_body(request)?
         .token
         .ok_or_else(|| ApiError::field("token", "is required"))?;
-    let verified = tokens::verify(&app.keys(), &app.expect, &token, clock::now());
+    let now = clock::now();
+    let verified = tokens::verify(&app.keys(), &app.expect, &token, now);
+    let origin = auth::origin(app, request);
+    let revoked = json!({"reason": "revoked"});
     db::write(&mut *app.conn()?, |tx| match verified {
-        Ok((TokenKind::Private, claims)) => private_tokens::delete(tx, &claims.jti),
+        Ok((TokenKind::Private, claims)) => {
+            if private_tokens::delete(tx, &claims.jti)? {
+                let entry = Entry::new(Event::PrivateTokenRevoked, now, &origin)
+                    .user(&claims.sub)
+                    .token(&claims.jti)
+                    .detail(revoked);
+                app.record(tx, &entry)?;
+            }
+            Ok(())
+        }
         // An access token is not revocable by itself (it expires soon);
         // anything else may be a refresh token, which ends its session.
-        Ok((TokenKind::Access, _)) => Ok(false),
-        Err(_) => sessions::delete_by_refresh_token(tx, &Secret::from_presented(token).hash()),
+        Ok((TokenKind::Access, _)) => Ok(()),
+        Err(_) => {
+            let hash = Secret::from_presented(token).hash();
+            if let Some(ended) = sessions::delete_by_refresh_token(tx, &hash)? {
+                let entry = Entry::new(Event::SessionEnded, now, &origin)
+                    .user(&ended.user_id)
+                    .session(&ended.session_id)
+                    .detail(revoked);
+                app.record(tx, &entry)?;
+            }
+            Ok::<_, rusqlite::Error>(())
+        }
     })?;
     Ok(http::token_response(200, &Empty {}))
 }

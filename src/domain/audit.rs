@@ -1,0 +1,369 @@
+//! The audit log's vocabulary: the security events latchkey records, who and
+//! where they concern, and `record`, which appends one inside the caller's
+//! write transaction (so a change and its event commit or vanish together).
+//!
+//! Never recorded: a password, a token, a code or a link token. A failed
+//! login for an address with no account keeps only `email_hmac`, a keyed
+//! hash of the normalised address, so the log holds no stranger's typing
+//! but the operator can still ask "what happened to this address?".
+
+use crate::db::audit_events::{self, NewEvent};
+use crate::domain::{ids, throttle, validate};
+use ring::hmac;
+use rusqlite::Connection;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+/// Name of the per-database secret behind `email_hmac` in `settings`.
+pub const EMAIL_SECRET: &str = "audit_email_secret";
+
+/// Characters of a User-Agent kept with an event.
+pub const USER_AGENT_CHARS: usize = 256;
+
+/// Every recorded event. Its `name` is what the table, the API and the
+/// metric label hold: snake_case, stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    SignUp,
+    LoginSucceeded,
+    LoginFailed,
+    LoginThrottled,
+    RefreshReuseDetected,
+    LogOut,
+    SessionEnded,
+    PasswordChanged,
+    PrivateTokenCreated,
+    PrivateTokenRotated,
+    PrivateTokenRevoked,
+    AccountDeleted,
+    AdminUserDeleted,
+    AdminPasswordSet,
+    AdminKeyRotated,
+}
+
+/// Every variant, for the tests.
+#[cfg(test)]
+pub const ALL: &[Event] = &[
+    Event::SignUp,
+    Event::LoginSucceeded,
+    Event::LoginFailed,
+    Event::LoginThrottled,
+    Event::RefreshReuseDetected,
+    Event::LogOut,
+    Event::SessionEnded,
+    Event::PasswordChanged,
+    Event::PrivateTokenCreated,
+    Event::PrivateTokenRotated,
+    Event::PrivateTokenRevoked,
+    Event::AccountDeleted,
+    Event::AdminUserDeleted,
+    Event::AdminPasswordSet,
+    Event::AdminKeyRotated,
+];
+
+impl Event {
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::SignUp => "sign_up",
+            Event::LoginSucceeded => "login_succeeded",
+            Event::LoginFailed => "login_failed",
+            Event::LoginThrottled => "login_throttled",
+            Event::RefreshReuseDetected => "refresh_reuse_detected",
+            Event::LogOut => "logout",
+            Event::SessionEnded => "session_ended",
+            Event::PasswordChanged => "password_changed",
+            Event::PrivateTokenCreated => "private_token_created",
+            Event::PrivateTokenRotated => "private_token_rotated",
+            Event::PrivateTokenRevoked => "private_token_revoked",
+            Event::AccountDeleted => "account_deleted",
+            Event::AdminUserDeleted => "admin_user_deleted",
+            Event::AdminPasswordSet => "admin_password_set",
+            Event::AdminKeyRotated => "admin_key_rotated",
+        }
+    }
+
+    /// `failure` for an attempt that was refused, `success` for a change made.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Event::LoginFailed | Event::LoginThrottled | Event::RefreshReuseDetected => "failure",
+            Event::SignUp
+            | Event::LoginSucceeded
+            | Event::LogOut
+            | Event::SessionEnded
+            | Event::PasswordChanged
+            | Event::PrivateTokenCreated
+            | Event::PrivateTokenRotated
+            | Event::PrivateTokenRevoked
+            | Event::AccountDeleted
+            | Event::AdminUserDeleted
+            | Event::AdminPasswordSet
+            | Event::AdminKeyRotated => "success",
+        }
+    }
+}
+
+/// Where a request came from: the client address as the service resolves
+/// it (after `--trusted-proxy`) and its User-Agent, cut to
+/// `USER_AGENT_CHARS`. Empty for the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub address: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    pub fn new(address: Option<IpAddr>, user_agent: Option<&str>) -> Origin {
+        Origin {
+            address,
+            user_agent: user_agent.map(|ua| ua.chars().take(USER_AGENT_CHARS).collect()),
+        }
+    }
+}
+
+/// One event to record. Built with `Entry::new(event, now, &origin)` and the
+/// setters for what it concerns.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub event: Event,
+    pub at: i64,
+    pub origin: &'a Origin,
+    pub user_id: Option<&'a str>,
+    pub email_hmac: Option<[u8; 32]>,
+    pub session_id: Option<&'a str>,
+    pub token_id: Option<&'a str>,
+    pub detail: Option<Value>,
+}
+
+impl<'a> Entry<'a> {
+    pub fn new(event: Event, at: i64, origin: &'a Origin) -> Entry<'a> {
+        Entry {
+            event,
+            at,
+            origin,
+            user_id: None,
+            email_hmac: None,
+            session_id: None,
+            token_id: None,
+            detail: None,
+        }
+    }
+
+    pub fn user(mut self, user_id: &'a str) -> Self {
+        self.user_id = Some(user_id);
+        self
+    }
+
+    /// A stranger's address, kept only as `email_hmac(secret, email_key)`.
+    pub fn unknown_email(mut self, secret: &[u8], email_key: &str) -> Self {
+        self.email_hmac = Some(email_hmac(secret, email_key));
+        self
+    }
+
+    pub fn session(mut self, session_id: &'a str) -> Self {
+        self.session_id = Some(session_id);
+        self
+    }
+
+    pub fn token(mut self, token_id: &'a str) -> Self {
+        self.token_id = Some(token_id);
+        self
+    }
+
+    /// A small JSON object of facts that are no secret (a token's name, a
+    /// key id, a count); never anything a client typed as a credential.
+    pub fn detail(mut self, detail: Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+/// Appends `entry` on `conn`, which should be the caller's write
+/// transaction. `App::record` also counts it in the metrics.
+pub fn record(conn: &Connection, entry: &Entry<'_>) -> rusqlite::Result<()> {
+    let id = ids::uuid();
+    let address = entry.origin.address.map(|a| a.to_string());
+    let detail = entry.detail.as_ref().map(Value::to_string);
+    audit_events::insert(
+        conn,
+        &NewEvent {
+            id: &id,
+            at: entry.at,
+            event: entry.event.name(),
+            outcome: entry.event.outcome(),
+            user_id: entry.user_id,
+            email_hmac: entry.email_hmac.as_ref().map(|h| &h[..]),
+            session_id: entry.session_id,
+            token_id: entry.token_id,
+            address: address.as_deref(),
+            user_agent: entry.origin.user_agent.as_deref(),
+            detail: detail.as_deref(),
+        },
+    )
+}
+
+/// HMAC-SHA-256 of a normalised email (its uniqueness key) under the
+/// database's `EMAIL_SECRET`: equal addresses match, the log reveals none.
+pub fn email_hmac(secret: &[u8], email_key: &str) -> [u8; 32] {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let tag = hmac::sign(&key, email_key.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// The normalised form of a typed email that login throttles and hashes:
+/// its uniqueness key when it is a valid address, else trimmed and
+/// lower-cased (it then belongs to no account).
+pub fn email_key(raw: &str) -> String {
+    validate::email(raw).map_or_else(|_| raw.trim().to_lowercase(), |e| e.key)
+}
+
+/// Entries kept at most by `ThrottleNotes` (about 100 bytes each).
+const MAX_NOTES: usize = 100_000;
+
+/// Keeps refused (429) logins from writing a row each: a refusal costs the
+/// client nothing, so a flood of them would otherwise grow the table
+/// without bound. One `login_throttled` event is written per blocked email
+/// and per blocked client network per window; the rest are only counted
+/// in the metrics. Bounded in memory: when full of live notes, refusals
+/// are not recorded (an attacker can at worst hide refusals, never fill
+/// the disk or the memory).
+pub struct ThrottleNotes {
+    window: i64,
+    noted: Mutex<HashMap<Note, i64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Note {
+    Email(String),
+    Network(IpAddr),
+}
+
+impl ThrottleNotes {
+    pub fn new(window_seconds: u64) -> ThrottleNotes {
+        ThrottleNotes {
+            window: window_seconds as i64,
+            noted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether this refusal is the first for its email and its network in
+    /// the current window, and so worth an event; notes both either way.
+    pub fn first(&self, email_key: &str, address: Option<IpAddr>, now: i64) -> bool {
+        let mut noted = self.noted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut notes = vec![Note::Email(email_key.to_string())];
+        notes.extend(address.map(|a| Note::Network(throttle::network_of(a))));
+        let fresh = notes
+            .iter()
+            .all(|n| noted.get(n).is_none_or(|&until| until <= now));
+        if noted.len() + notes.len() > MAX_NOTES {
+            noted.retain(|_, until| *until > now);
+            if noted.len() + notes.len() > MAX_NOTES {
+                return false;
+            }
+        }
+        // A live note keeps its end, so a sustained flood still yields one
+        // event per window.
+        for note in notes {
+            let until = noted.entry(note).or_insert(now + self.window);
+            if *until <= now {
+                *until = now + self.window;
+            }
+        }
+        fresh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{audit_events, test_connection};
+
+    #[test]
+    fn names_are_unique_snake_case() {
+        let mut names: Vec<&str> = ALL.iter().map(|e| e.name()).collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+    }
+
+    #[test]
+    fn an_entry_is_stored_with_every_field() {
+        let conn = test_connection();
+        let origin = Origin::new(Some("10.0.0.7".parse().unwrap()), Some(&"x".repeat(1000)));
+        let entry = Entry::new(Event::PrivateTokenCreated, 42, &origin)
+            .user("u1")
+            .session("s1")
+            .token("t1")
+            .detail(serde_json::json!({"name": "ci"}));
+        record(&conn, &entry).unwrap();
+        let stored = audit_events::list(&conn, &Default::default())
+            .unwrap()
+            .remove(0);
+        assert_eq!(stored.event, "private_token_created");
+        assert_eq!(stored.outcome, "success");
+        assert_eq!(stored.at, 42);
+        assert_eq!(stored.user_id.as_deref(), Some("u1"));
+        assert_eq!(stored.session_id.as_deref(), Some("s1"));
+        assert_eq!(stored.token_id.as_deref(), Some("t1"));
+        assert_eq!(stored.address.as_deref(), Some("10.0.0.7"));
+        assert_eq!(stored.user_agent.map(|u| u.len()), Some(USER_AGENT_CHARS));
+        assert_eq!(stored.detail.as_deref(), Some(r#"{"name":"ci"}"#));
+        assert!(ids::is_uuid(&stored.id));
+    }
+
+    #[test]
+    fn unknown_emails_are_kept_only_as_a_keyed_hash() {
+        let conn = test_connection();
+        let origin = Origin::default();
+        let entry = Entry::new(Event::LoginFailed, 1, &origin).unknown_email(b"secret", "who@x.io");
+        record(&conn, &entry).unwrap();
+        let stored = audit_events::list(&conn, &Default::default())
+            .unwrap()
+            .remove(0);
+        assert_eq!(stored.outcome, "failure");
+        assert_eq!(stored.user_id, None);
+        assert_eq!(
+            stored.email_hmac.as_deref(),
+            Some(&email_hmac(b"secret", "who@x.io")[..])
+        );
+        assert_ne!(
+            email_hmac(b"secret", "who@x.io"),
+            email_hmac(b"other", "who@x.io")
+        );
+    }
+
+    #[test]
+    fn one_throttled_event_per_email_and_network_per_window() {
+        let notes = ThrottleNotes::new(900);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let b_neighbour: IpAddr = "2001:db8::2".parse().unwrap();
+        assert!(notes.first("ada@x.io", Some(a), 0));
+        assert!(!notes.first("ada@x.io", Some(a), 10));
+        // A blocked email from new addresses, a blocked address with new emails.
+        assert!(!notes.first("ada@x.io", Some(b), 20));
+        assert!(!notes.first("bob@x.io", Some(a), 30));
+        assert!(!notes.first("eve@x.io", Some(b_neighbour), 40));
+        assert!(notes.first("ada@x.io", Some(a), 2000));
+    }
+
+    #[test]
+    fn throttle_notes_stay_bounded() {
+        let notes = ThrottleNotes::new(900);
+        for i in 0..MAX_NOTES as u32 {
+            notes.first(&i.to_string(), None, 0);
+        }
+        assert!(!notes.first("late@x.io", None, 1));
+        assert!(notes.noted.lock().unwrap().len() <= MAX_NOTES);
+        // Once the notes expire there is room again.
+        assert!(notes.first("late@x.io", None, 1000));
+    }
+}

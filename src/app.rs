@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::db::Pool;
 use crate::db::signing_keys::Window;
-use crate::domain::audit::{self, Entry, ThrottleNotes};
+use crate::domain::audit::{self, Entry, FailureBudget, ThrottleNotes};
 use crate::domain::password::Hasher;
 use crate::domain::throttle::Throttle;
 use crate::domain::token_cache::Verified;
@@ -37,6 +37,8 @@ pub struct App {
     pub audit_secret: Vec<u8>,
     /// Which login refusals already have their audit event.
     pub throttle_notes: ThrottleNotes,
+    /// How many more refused logins the audit log takes today.
+    pub failure_budget: FailureBudget,
     /// Picture uploads are decoded one at a time (see `handlers::media`).
     pub image_lock: Mutex<()>,
     keys: RwLock<Arc<KeyRing>>,
@@ -74,6 +76,7 @@ impl App {
             window: parts.window,
             audit_secret: parts.audit_secret,
             throttle_notes,
+            failure_budget: FailureBudget::default(),
             image_lock: Mutex::new(()),
             keys: RwLock::new(Arc::new(parts.keys)),
         }

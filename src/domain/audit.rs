@@ -220,6 +220,52 @@ pub fn email_key(raw: &str) -> String {
     validate::email(raw).map_or_else(|_| raw.trim().to_lowercase(), |e| e.key)
 }
 
+/// Refused logins recorded per day at most, over every account and client
+/// (see `FailureBudget`).
+pub const FAILURES_PER_DAY: u32 = 100_000;
+
+/// The burst `FailureBudget` allows above its daily rate.
+const FAILURE_BURST: u32 = 10_000;
+
+/// A token bucket over the events of refused logins. Each failed login
+/// costs an argon2 run, so the hasher bounds them (about 65 a second on a
+/// 2-core machine, 5.6 million a day), and the per-address throttle bounds
+/// one client; a botnet spread over many addresses could still write
+/// gigabytes a day. Beyond `FAILURES_PER_DAY` (with a burst of 10,000)
+/// refusals are only counted (`latchkey_audit_events_suppressed_total`),
+/// so the table's worst case is bounded whatever the attack. Successful
+/// logins and every change are always recorded.
+pub struct FailureBudget {
+    state: Mutex<(f64, i64)>,
+}
+
+impl Default for FailureBudget {
+    fn default() -> Self {
+        FailureBudget {
+            state: Mutex::new((f64::from(FAILURE_BURST), i64::MIN)),
+        }
+    }
+}
+
+impl FailureBudget {
+    /// Whether one more refused login may be recorded at `now`.
+    pub fn take(&self, now: i64) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = &mut *state;
+        if *last != i64::MIN && now > *last {
+            let rate = f64::from(FAILURES_PER_DAY) / 86_400.0;
+            *tokens = (*tokens + (now - *last) as f64 * rate).min(f64::from(FAILURE_BURST));
+        }
+        *last = (*last).max(now);
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Entries kept at most by `ThrottleNotes` (about 100 bytes each).
 const MAX_NOTES: usize = 100_000;
 
@@ -353,6 +399,19 @@ mod tests {
         assert!(!notes.first("bob@x.io", Some(a), 30));
         assert!(!notes.first("eve@x.io", Some(b_neighbour), 40));
         assert!(notes.first("ada@x.io", Some(a), 2000));
+    }
+
+    #[test]
+    fn refused_logins_are_recorded_within_a_daily_budget() {
+        let budget = FailureBudget::default();
+        let burst = (0..20_000).filter(|_| budget.take(0)).count();
+        assert_eq!(burst, FAILURE_BURST as usize);
+        // The budget refills at the daily rate: about 1.16 a second.
+        assert!(!budget.take(0));
+        let hour = (0..20_000).filter(|_| budget.take(3600)).count();
+        assert_eq!(hour, (FAILURES_PER_DAY as usize * 3600) / 86_400);
+        // A clock that steps back refills nothing.
+        assert!(!budget.take(10));
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub struct Metrics {
     reuse: Counter,
     cleaned: Family<TableLabel, Counter>,
     audit: Family<EventLabel, Counter>,
+    audit_suppressed: Family<EventLabel, Counter>,
     hash_queue: Gauge,
 }
 
@@ -81,6 +82,7 @@ impl Default for Metrics {
         let reuse = Counter::default();
         let cleaned = Family::<TableLabel, Counter>::default();
         let audit = Family::<EventLabel, Counter>::default();
+        let audit_suppressed = Family::<EventLabel, Counter>::default();
         let hash_queue = Gauge::default();
         registry.register(
             "http_requests",
@@ -110,6 +112,11 @@ impl Default for Metrics {
             audit.clone(),
         );
         registry.register(
+            "audit_events_suppressed",
+            "Refused logins beyond the audit log's daily budget, not recorded, by event",
+            audit_suppressed.clone(),
+        );
+        registry.register(
             "password_hash_queue",
             "Password hashes running or waiting",
             hash_queue.clone(),
@@ -123,6 +130,7 @@ impl Default for Metrics {
             reuse,
             cleaned,
             audit,
+            audit_suppressed,
             hash_queue,
         }
     }
@@ -165,6 +173,13 @@ impl Metrics {
     /// An audit event was written (`domain::audit`; the label is its name).
     pub fn audited(&self, event: &'static str) {
         self.audit.get_or_create(&EventLabel { event }).inc();
+    }
+
+    /// A refused login was over the audit log's budget and not recorded.
+    pub fn audit_suppressed(&self, event: &'static str) {
+        self.audit_suppressed
+            .get_or_create(&EventLabel { event })
+            .inc();
     }
 
     /// The exposition, with gauges read at scrape time.

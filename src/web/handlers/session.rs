@@ -242,7 +242,8 @@ pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
 }
 
 /// Records a refused login in a transaction of its own: under the account's
-/// id when the email has one, else only as the email's keyed hash.
+/// id when the email has one, else only as the email's keyed hash; within
+/// the audit log's daily budget for refusals (`audit::FailureBudget`).
 fn record_refused_login(
     app: &App,
     event: Event,
@@ -250,7 +251,12 @@ fn record_refused_login(
     user: Option<&users::User>,
     email_key: &str,
 ) -> Result<(), ApiError> {
-    let entry = Entry::new(event, clock::now(), origin);
+    let now = clock::now();
+    if !app.failure_budget.take(now) {
+        app.metrics.audit_suppressed(event.name());
+        return Ok(());
+    }
+    let entry = Entry::new(event, now, origin);
     let entry = match user {
         Some(user) => entry.user(&user.id),
         None => entry.unknown_email(&app.audit_secret, email_key),

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::db::Pool;
 use crate::db::signing_keys::Window;
 use crate::domain::audit::{self, Entry, FailureBudget, ThrottleNotes};
+use crate::domain::blocking::Blocking;
 use crate::domain::password::Hasher;
 use crate::domain::throttle::Throttle;
 use crate::domain::token_cache::Verified;
@@ -39,14 +40,17 @@ pub struct App {
     pub throttle_notes: ThrottleNotes,
     /// How many more refused logins the audit log takes today.
     pub failure_budget: FailureBudget,
-    /// Picture uploads are decoded one at a time (see `handlers::media`).
+    /// Picture uploads are decoded one at a time (see `handlers::images`).
     pub image_lock: Mutex<()>,
+    /// Where slow work (hashing, picture decoding) runs.
+    pub blocking: Blocking,
     keys: RwLock<Arc<KeyRing>>,
 }
 
 /// What `App::new` needs besides the configuration.
 pub struct Parts {
     pub db: Pool,
+    pub blocking: Blocking,
     pub hasher: Hasher,
     pub keys: KeyRing,
     pub rotation_secret: Vec<u8>,
@@ -58,7 +62,7 @@ impl App {
     pub fn new(config: Config, parts: Parts) -> App {
         let expect = Expectations {
             issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
+            audience: config.audience().to_string(),
             leeway: config.leeway,
         };
         let throttle = Throttle::new(config.login_max_failures, config.login_window);
@@ -78,6 +82,7 @@ impl App {
             throttle_notes,
             failure_budget: FailureBudget::default(),
             image_lock: Mutex::new(()),
+            blocking: parts.blocking,
             keys: RwLock::new(Arc::new(parts.keys)),
         }
     }

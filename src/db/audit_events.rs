@@ -79,6 +79,15 @@ pub fn insert(conn: &Connection, e: &NewEvent<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Deletes up to `limit` events recorded at or before `before` (retention).
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM audit_events WHERE seq IN
+         (SELECT seq FROM audit_events WHERE at <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
+}
+
 /// Up to `limit` events of `user_id` with `seq` below `before` (all when
 /// `None`), newest first: one range scan of `audit_events_by_user`.
 pub fn page_of_user(

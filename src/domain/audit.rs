@@ -41,6 +41,7 @@ pub enum Event {
     AdminUserDeleted,
     AdminPasswordSet,
     AdminKeyRotated,
+    AdminKeyRevoked,
 }
 
 /// Every variant, for the tests.
@@ -61,6 +62,7 @@ pub const ALL: &[Event] = &[
     Event::AdminUserDeleted,
     Event::AdminPasswordSet,
     Event::AdminKeyRotated,
+    Event::AdminKeyRevoked,
 ];
 
 impl Event {
@@ -81,6 +83,7 @@ impl Event {
             Event::AdminUserDeleted => "admin_user_deleted",
             Event::AdminPasswordSet => "admin_password_set",
             Event::AdminKeyRotated => "admin_key_rotated",
+            Event::AdminKeyRevoked => "admin_key_revoked",
         }
     }
 
@@ -99,7 +102,8 @@ impl Event {
             | Event::AccountDeleted
             | Event::AdminUserDeleted
             | Event::AdminPasswordSet
-            | Event::AdminKeyRotated => "success",
+            | Event::AdminKeyRotated
+            | Event::AdminKeyRevoked => "success",
         }
     }
 }
@@ -288,9 +292,9 @@ enum Note {
 }
 
 impl ThrottleNotes {
-    pub fn new(window_seconds: u64) -> ThrottleNotes {
+    pub fn new(window_seconds: i64) -> ThrottleNotes {
         ThrottleNotes {
-            window: window_seconds as i64,
+            window: window_seconds,
             noted: Mutex::new(HashMap::new()),
         }
     }

@@ -3,6 +3,7 @@
 //! token claims and signing keys, and the secrets latchkey makes.
 
 pub mod audit;
+pub mod blocking;
 pub mod ids;
 pub mod images;
 pub mod jwt_provider;

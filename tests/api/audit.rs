@@ -639,6 +639,16 @@ fn the_operators_changes_are_recorded() {
         "an operator chose this one 5\n",
     );
     let rotated = admin_ok(&srv.db, &["keys", "rotate"], "");
+    let kid = srv
+        .sql_conn()
+        .query_row(
+            "SELECT kid FROM signing_keys ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap();
+    assert!(rotated.contains(&kid), "{rotated} vs {kid}");
+    admin_ok(&srv.db, &["keys", "revoke", &kid], "");
     admin_ok(&srv.db, &["users", "delete", &account.email], "");
     let lines = audit_json(&srv, &[]);
     let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
@@ -649,14 +659,15 @@ fn the_operators_changes_are_recorded() {
             "login_succeeded",
             "admin_password_set",
             "admin_key_rotated",
+            "admin_key_revoked",
             "admin_user_deleted"
         ]
     );
     assert_eq!(lines[2]["user_id"], user_id.as_str());
     assert_eq!(lines[2]["detail"]["sessions_ended"], 1);
-    let kid = lines[3]["detail"]["kid"].as_str().unwrap();
-    assert!(rotated.contains(kid), "{rotated} vs {kid}");
-    assert_eq!(lines[4]["user_id"], user_id.as_str());
+    assert_eq!(lines[3]["detail"]["kid"], kid.as_str());
+    assert_eq!(lines[4]["detail"]["kid"], kid.as_str());
+    assert_eq!(lines[5]["user_id"], user_id.as_str());
     for l in &lines[2..] {
         assert_eq!(l["address"], Value::Null, "{l}");
     }

@@ -8,6 +8,7 @@
 //! but the operator can still ask "what happened to this address?".
 
 use crate::db::audit_events::{self, NewEvent};
+use crate::domain::accounts::Client;
 use crate::domain::{ids, throttle, validate};
 use ring::hmac;
 use rusqlite::Connection;
@@ -108,31 +109,14 @@ impl Event {
     }
 }
 
-/// Where a request came from: the client address as the service resolves
-/// it (after `--trusted-proxy`) and its User-Agent, cut to
-/// `USER_AGENT_CHARS`. Empty for the command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Origin {
-    pub address: Option<IpAddr>,
-    pub user_agent: Option<String>,
-}
-
-impl Origin {
-    pub fn new(address: Option<IpAddr>, user_agent: Option<&str>) -> Origin {
-        Origin {
-            address,
-            user_agent: user_agent.map(|ua| ua.chars().take(USER_AGENT_CHARS).collect()),
-        }
-    }
-}
-
-/// One event to record. Built with `Entry::new(event, now, &origin)` and the
-/// setters for what it concerns.
+/// One event to record. Built with `Entry::new(event, now, &client)` and the
+/// setters for what it concerns; `client` is where the request came from
+/// (address after `--trusted-proxy`, User-Agent), empty for the command line.
 #[derive(Debug, Clone)]
 pub struct Entry<'a> {
     pub event: Event,
     pub at: i64,
-    pub origin: &'a Origin,
+    pub origin: &'a Client,
     pub user_id: Option<&'a str>,
     pub email_hmac: Option<[u8; 32]>,
     pub session_id: Option<&'a str>,
@@ -141,7 +125,7 @@ pub struct Entry<'a> {
 }
 
 impl<'a> Entry<'a> {
-    pub fn new(event: Event, at: i64, origin: &'a Origin) -> Entry<'a> {
+    pub fn new(event: Event, at: i64, origin: &'a Client) -> Entry<'a> {
         Entry {
             event,
             at,
@@ -189,6 +173,11 @@ pub fn record(conn: &Connection, entry: &Entry<'_>) -> rusqlite::Result<()> {
     let id = ids::uuid();
     let address = entry.origin.address.map(|a| a.to_string());
     let detail = entry.detail.as_ref().map(Value::to_string);
+    let user_agent: Option<String> = entry
+        .origin
+        .user_agent
+        .as_ref()
+        .map(|ua| ua.chars().take(USER_AGENT_CHARS).collect());
     audit_events::insert(
         conn,
         &NewEvent {
@@ -201,7 +190,7 @@ pub fn record(conn: &Connection, entry: &Entry<'_>) -> rusqlite::Result<()> {
             session_id: entry.session_id,
             token_id: entry.token_id,
             address: address.as_deref(),
-            user_agent: entry.origin.user_agent.as_deref(),
+            user_agent: user_agent.as_deref(),
             detail: detail.as_deref(),
         },
     )
@@ -221,7 +210,7 @@ pub fn email_hmac(secret: &[u8], email_key: &str) -> [u8; 32] {
 /// its uniqueness key when it is a valid address, else trimmed and
 /// lower-cased (it then belongs to no account).
 pub fn email_key(raw: &str) -> String {
-    validate::email(raw).map_or_else(|_| raw.trim().to_lowercase(), |e| e.key)
+    validate::email(raw).map_or_else(|_| validate::email_key(raw.trim()), |e| e.key)
 }
 
 /// Refused logins recorded per day at most, over every account and client

@@ -4,7 +4,8 @@
 
 use crate::clock;
 use crate::db::{self, Pool, backup, sessions, settings, users};
-use crate::domain::audit::{self, Entry, Event, Origin};
+use crate::domain::accounts::Client;
+use crate::domain::audit::{self, Entry, Event};
 use crate::domain::key_ring::{self, KeyState};
 use crate::domain::password::Hasher;
 use crate::domain::validate;
@@ -80,7 +81,7 @@ pub fn keys_rotate(path: &Path, now: bool) -> Result<(), OpsError> {
     // The rotation commits inside `key_ring`; its event follows at once.
     record_admin(
         &mut conn,
-        Entry::new(Event::AdminKeyRotated, clock::now(), &Origin::default())
+        Entry::new(Event::AdminKeyRotated, clock::now(), &Client::default())
             .detail(serde_json::json!({ "kid": kid, "now": now })),
     )?;
     if now {
@@ -101,7 +102,7 @@ pub fn keys_revoke(path: &Path, kid: &str) -> Result<(), OpsError> {
     let revoked = key_ring::revoke(&mut conn, kid)?;
     record_admin(
         &mut conn,
-        Entry::new(Event::AdminKeyRevoked, clock::now(), &Origin::default())
+        Entry::new(Event::AdminKeyRevoked, clock::now(), &Client::default())
             .detail(serde_json::json!({ "kid": kid, "successor": revoked.successor })),
     )?;
     match revoked.successor {
@@ -170,7 +171,7 @@ pub fn users_delete(path: &Path, email: &str) -> Result<(), OpsError> {
     let user = find_user(&conn, email)?;
     db::write(&mut conn, |tx| {
         users::delete(tx, &user.id)?;
-        let origin = Origin::default();
+        let origin = Client::default();
         audit::record(
             tx,
             &Entry::new(Event::AdminUserDeleted, clock::now(), &origin).user(&user.id),
@@ -203,7 +204,7 @@ pub fn users_set_password(path: &Path, email: &str) -> Result<(), OpsError> {
         users::update_password_hash(tx, &user.id, &hash)?;
         users::touch(tx, &user.id, now)?;
         let ended = sessions::delete_all_of_user(tx, &user.id)?;
-        let origin = Origin::default();
+        let origin = Client::default();
         let entry = Entry::new(Event::AdminPasswordSet, now, &origin)
             .user(&user.id)
             .detail(serde_json::json!({ "sessions_ended": ended }));

@@ -459,6 +459,7 @@ fn no_password_token_or_strangers_email_is_stored_or_logged() {
     assert_eq!(resp.status, 204);
     assert!(all_events_in_db(&srv) >= 8);
 
+    let device = tokens.body["device_token"].as_str().expect("a device token");
     let secrets = [
         password,
         wrong,
@@ -468,6 +469,7 @@ fn no_password_token_or_strangers_email_is_stored_or_logged() {
         &tokens.refresh,
         &successor,
         &private.token,
+        device,
     ];
     // The WAL holds the recent writes before a checkpoint: search both files
     // while the service runs, then the log once it has stopped.

@@ -19,7 +19,10 @@ fn names_are_unique_snake_case() {
 #[test]
 fn an_entry_is_stored_with_every_field() {
     let conn = test_connection();
-    let origin = Origin::new(Some("10.0.0.7".parse().unwrap()), Some(&"x".repeat(1000)));
+    let origin = Client {
+        address: Some("10.0.0.7".parse().unwrap()),
+        user_agent: Some("x".repeat(1000)),
+    };
     let entry = Entry::new(Event::PrivateTokenCreated, 42, &origin)
         .user("u1")
         .session("s1")
@@ -44,7 +47,7 @@ fn an_entry_is_stored_with_every_field() {
 #[test]
 fn unknown_emails_are_kept_only_as_a_keyed_hash() {
     let conn = test_connection();
-    let origin = Origin::default();
+    let origin = Client::default();
     let entry = Entry::new(Event::LoginFailed, 1, &origin).unknown_email(b"secret", "who@x.io");
     record(&conn, &entry).unwrap();
     let stored = audit_events::list(&conn, &Default::default())
@@ -128,10 +131,10 @@ fn timing_login_with_and_without_its_event() {
         [],
     )
     .unwrap();
-    let origin = Origin::new(
-        Some("203.0.113.9".parse().unwrap()),
-        Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"),
-    );
+    let origin = Client {
+        address: Some("203.0.113.9".parse().unwrap()),
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0".into()),
+    };
     let mut login = |audited: bool| {
         let session_id = ids::uuid();
         let refresh = ids::Secret::generate();
@@ -140,6 +143,7 @@ fn timing_login_with_and_without_its_event() {
                 id: &session_id,
                 user_id: "u1",
                 user_agent: origin.user_agent.as_deref(),
+                amr: "pwd",
                 now: 100,
                 expires_at: 1000,
             };

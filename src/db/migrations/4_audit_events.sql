@@ -1,4 +1,4 @@
--- Version 3: the audit log (the same definitions as in schema.sql).
+-- Version 4: the audit log (the same definitions as in schema.sql).
 -- Security events (the contract's "Audit log"), newest last: `seq` is the
 -- rowid, so it grows with each insert and orders events without ties (the
 -- paging cursor). No foreign key to users: an account's deletion is itself

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use crate::app::App;
 use crate::clock;
 use crate::db::{self, device_tokens, images, refresh_tokens, sessions, users};
-use crate::domain::audit::{Entry, Event};
+use crate::domain::audit::{self, Entry, Event};
 use crate::domain::ids::{self, Secret};
 use crate::domain::images::CleanImage;
 use crate::domain::keys::base64url_encode;
@@ -107,7 +107,8 @@ pub fn log_in(app: &App, client: &Client, login: Credentials) -> Result<LoggedIn
     let checked = match check_password(app, client, account, &login.password, stored) {
         Err(ApiError::TooManyRequests { retry_after }) => {
             if app.throttle_notes.first(&key, client.address, now) {
-                record_refused_login(app, Event::LoginThrottled, client, user.as_ref(), &key)?;
+                let user_id = user.as_ref().map(|u| u.id.as_str());
+                audit::refused_login(app, Event::LoginThrottled, client, user_id, &key)?;
             }
             return Err(ApiError::TooManyRequests { retry_after });
         }
@@ -116,7 +117,8 @@ pub fn log_in(app: &App, client: &Client, login: Credentials) -> Result<LoggedIn
     app.metrics.login(checked.ok);
     // `ok` implies a stored hash, so an account.
     let (true, Some(user)) = (checked.ok, &user) else {
-        record_refused_login(app, Event::LoginFailed, client, user.as_ref(), &key)?;
+        let user_id = user.as_ref().map(|u| u.id.as_str());
+        audit::refused_login(app, Event::LoginFailed, client, user_id, &key)?;
         return Err(ApiError::InvalidCredentials);
     };
     let user = user.clone();
@@ -128,30 +130,6 @@ pub fn log_in(app: &App, client: &Client, login: Credentials) -> Result<LoggedIn
         .flatten();
     let kept = login.device_token.filter(|_| checked.by_device);
     open_session(app, client, user, kept, rehash.as_deref(), now)
-}
-
-/// Records a refused login in a transaction of its own: under the account's
-/// id when the email has one, else only as the email's keyed hash; within
-/// the audit log's daily budget for refusals (`audit::FailureBudget`).
-fn record_refused_login(
-    app: &App,
-    event: Event,
-    client: &Client,
-    user: Option<&users::User>,
-    email_key: &str,
-) -> Result<(), ApiError> {
-    let now = clock::now();
-    if !app.failure_budget.take(now) {
-        app.metrics.audit_suppressed(event.name());
-        return Ok(());
-    }
-    let entry = Entry::new(event, now, client);
-    let entry = match user {
-        Some(user) => entry.user(&user.id),
-        None => entry.unknown_email(&app.audit_secret, email_key),
-    };
-    db::write(&mut *app.conn()?, |tx| app.record(tx, &entry))?;
-    Ok(())
 }
 
 /// The rows of a new session (and a new device token unless one is `kept`).

@@ -7,9 +7,15 @@
 //! hash of the normalised address, so the log holds no stranger's typing
 //! but the operator can still ask "what happened to this address?".
 
-use crate::db::audit_events::{self, NewEvent};
+use crate::app::App;
+use crate::clock;
+use crate::db::{
+    self,
+    audit_events::{self, NewEvent},
+};
 use crate::domain::accounts::Client;
 use crate::domain::{ids, throttle, validate};
+use crate::error::ApiError;
 use ring::hmac;
 use rusqlite::Connection;
 use serde_json::Value;
@@ -194,6 +200,31 @@ pub fn record(conn: &Connection, entry: &Entry<'_>) -> rusqlite::Result<()> {
             detail: detail.as_deref(),
         },
     )
+}
+
+/// Records a refused login in a transaction of its own (there is no change
+/// to join): under the account's id when the email has one, else only as
+/// the email's keyed hash; within the daily budget for refusals
+/// (`FailureBudget`), beyond which it is only counted.
+pub fn refused_login(
+    app: &App,
+    event: Event,
+    client: &Client,
+    user_id: Option<&str>,
+    email_key: &str,
+) -> Result<(), ApiError> {
+    let now = clock::now();
+    if !app.failure_budget.take(now) {
+        app.metrics.audit_suppressed(event.name());
+        return Ok(());
+    }
+    let entry = Entry::new(event, now, client);
+    let entry = match user_id {
+        Some(id) => entry.user(id),
+        None => entry.unknown_email(&app.audit_secret, email_key),
+    };
+    db::write(&mut *app.conn()?, |tx| app.record(tx, &entry))?;
+    Ok(())
 }
 
 /// HMAC-SHA-256 of a normalised email (its uniqueness key) under the

@@ -459,7 +459,9 @@ fn no_password_token_or_strangers_email_is_stored_or_logged() {
     assert_eq!(resp.status, 204);
     assert!(all_events_in_db(&srv) >= 8);
 
-    let device = tokens.body["device_token"].as_str().expect("a device token");
+    let device = tokens.body["device_token"]
+        .as_str()
+        .expect("a device token");
     let secrets = [
         password,
         wrong,

@@ -13,6 +13,7 @@ use crate::domain::token_cache::Verified;
 use crate::domain::token_use::Activity;
 use crate::domain::tokens::{Expectations, KeyRing};
 use crate::error::ApiError;
+use crate::locks::Unpoisoned;
 use crate::ops::metrics::Metrics;
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -93,7 +94,7 @@ impl App {
 
     /// The signing keys in force now.
     pub fn keys(&self) -> Arc<KeyRing> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.keys.read().unpoisoned().clone()
     }
 
     /// Appends an audit event inside the caller's write transaction `tx`,
@@ -108,7 +109,7 @@ impl App {
 
     /// Swaps in reloaded keys (after a rotation, or when one is dropped).
     pub fn replace_keys(&self, keys: KeyRing) {
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        *self.keys.write().unpoisoned() = Arc::new(keys);
         self.verified.clear();
     }
 }

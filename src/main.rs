@@ -3,6 +3,7 @@
 //! and maps the outcome to an exit status: 0 done, 1 failed, 2 bad usage.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod app;
 mod cli;
@@ -11,6 +12,7 @@ mod config;
 mod db;
 mod domain;
 mod error;
+mod locks;
 mod ops;
 mod transport;
 mod web;

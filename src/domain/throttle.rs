@@ -18,6 +18,7 @@
 //! `MAX_KEYS` entries; when full, expired entries go first, then entries
 //! that are not blocking anything. A restart forgets the counts.
 
+use crate::locks::Unpoisoned;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -67,7 +68,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<K, Window>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        self.entries.lock().unpoisoned()
     }
 
     /// Seconds until `key` may try again, if it is blocked now.

@@ -83,7 +83,7 @@ pub fn run(config: Config) -> Result<(), OpsError> {
         audit_secret,
     };
     let app = Arc::new(App::new(config, parts));
-    let background = background::start(app.clone());
+    let background = background::start(app.clone())?;
 
     let watcher = {
         let stopper = stopper.clone();

@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::db::Pool;
 use crate::db::signing_keys::Window;
+use crate::domain::audit::{self, Entry, FailureBudget, ThrottleNotes};
 use crate::domain::blocking::Blocking;
 use crate::domain::password::Hasher;
 use crate::domain::throttle::Throttle;
@@ -34,6 +35,12 @@ pub struct App {
     pub rotation_secret: Vec<u8>,
     /// How long a retired key's access tokens may live (`keystore`).
     pub window: Window,
+    /// The key of the audit log's hashes of unknown emails (`domain::audit`).
+    pub audit_secret: Vec<u8>,
+    /// Which login refusals already have their audit event.
+    pub throttle_notes: ThrottleNotes,
+    /// How many more refused logins the audit log takes today.
+    pub failure_budget: FailureBudget,
     /// Picture uploads are decoded one at a time (see `handlers::images`).
     pub image_lock: Mutex<()>,
     /// Where slow work (hashing, picture decoding) runs.
@@ -49,6 +56,7 @@ pub struct Parts {
     pub keys: KeyRing,
     pub rotation_secret: Vec<u8>,
     pub window: Window,
+    pub audit_secret: Vec<u8>,
 }
 
 impl App {
@@ -59,6 +67,7 @@ impl App {
             leeway: config.leeway,
         };
         let throttle = Throttle::new(config.login_max_failures, config.login_window);
+        let throttle_notes = ThrottleNotes::new(config.login_window);
         App {
             config,
             db: parts.db,
@@ -70,6 +79,9 @@ impl App {
             verified: Verified::default(),
             rotation_secret: parts.rotation_secret,
             window: parts.window,
+            audit_secret: parts.audit_secret,
+            throttle_notes,
+            failure_budget: FailureBudget::default(),
             image_lock: Mutex::new(()),
             blocking: parts.blocking,
             keys: RwLock::new(Arc::new(parts.keys)),
@@ -83,6 +95,16 @@ impl App {
     /// The signing keys in force now.
     pub fn keys(&self) -> Arc<KeyRing> {
         self.keys.read().unpoisoned().clone()
+    }
+
+    /// Appends an audit event inside the caller's write transaction `tx`,
+    /// and counts it.
+    pub fn record(&self, tx: &rusqlite::Connection, entry: &Entry<'_>) -> rusqlite::Result<()> {
+        audit::record(tx, entry)?;
+        // Counted before the commit: a transaction that then rolls back
+        // (an error path) overcounts by its events.
+        self.metrics.audited(entry.event.name());
+        Ok(())
     }
 
     /// Swaps in reloaded keys (after a rotation, or when one is dropped).

@@ -19,7 +19,7 @@ mod web;
 
 use cli::{Command, Raw, UsageError};
 use ops::error::OpsError;
-use ops::{admin, server};
+use ops::{admin, audit, server};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -53,7 +53,15 @@ fn main() -> ExitCode {
         Command::UsersSetPassword { raw, email } => {
             with_db(&raw, |db| admin::users_set_password(db, &email))
         }
-        Command::Cleanup(raw) => with_db(&raw, admin::cleanup),
+        Command::Audit {
+            raw,
+            user,
+            since,
+            json,
+        } => config::since(since.as_deref())
+            .and_then(|since| with_db(&raw, |db| audit::print(db, user.as_deref(), since, json))),
+        Command::Cleanup(raw) => config::audit_retention(&raw)
+            .and_then(|retention| with_db(&raw, |db| admin::cleanup(db, retention))),
         Command::Backup { raw, dest } => with_db(&raw, |db| admin::backup(db, Path::new(&dest))),
     };
     let outcome = match outcome {

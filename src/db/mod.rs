@@ -2,6 +2,7 @@
 //! connection pool, the schema and its migrations, and the write-transaction
 //! helper. One submodule per table, one function per statement.
 
+pub mod audit_events;
 pub mod backup;
 pub mod device_tokens;
 pub mod images;
@@ -29,7 +30,7 @@ pub use rusqlite::Error;
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
 /// Each leaves the database as `schema.sql` would make it (a test checks).
@@ -59,6 +60,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX device_tokens_by_user ON device_tokens (user_id);
      CREATE INDEX device_tokens_by_expiry ON device_tokens (expires_at);
      ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';",
+    // 3 → 4: the audit log.
+    include_str!("migrations/4_audit_events.sql"),
 ];
 
 /// The version whose migration changed the email key to NFKC + case fold;

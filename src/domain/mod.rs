@@ -4,6 +4,7 @@
 //! claims and signing keys, and the secrets latchkey makes.
 
 pub mod accounts;
+pub mod audit;
 pub mod blocking;
 pub mod ids;
 pub mod images;

@@ -293,7 +293,7 @@ impl Throttle {
 /// What one client controls: an IPv4 address, or an IPv6 /64 (one host
 /// usually holds a whole /64, so counting single IPv6 addresses would let it
 /// step around the limit).
-fn network_of(address: IpAddr) -> IpAddr {
+pub fn network_of(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -133,7 +133,13 @@ fn refresh_keys(app: &App) -> Result<(), KeyRingError> {
 fn cleanup(app: &App, stop: &Stop) {
     while !stop.wait(app.config.cleanup_interval) {
         let swept = match app.db.get() {
-            Ok(mut conn) => cleanup::sweep(&mut conn, clock::now(), app.window, &|| stop.is_set()),
+            Ok(mut conn) => {
+                let keep = cleanup::Keep {
+                    window: app.window,
+                    audit_retention: app.config.audit_retention,
+                };
+                cleanup::sweep(&mut conn, clock::now(), keep, &|| stop.is_set())
+            }
             Err(e) => {
                 log::error!("cleanup: {e}");
                 continue;

@@ -3,14 +3,14 @@
 //! record of token use.
 
 use crate::config::Config;
-use crate::db::Pool;
 use crate::db::signing_keys::Window;
+use crate::db::{self, Pool};
 use crate::domain::audit::{self, Entry, FailureBudget, ThrottleNotes};
 use crate::domain::blocking::Blocking;
 use crate::domain::password::Hasher;
 use crate::domain::throttle::Throttle;
 use crate::domain::token_cache::Verified;
-use crate::domain::token_use::Activity;
+use crate::domain::token_use::TokenUse;
 use crate::domain::tokens::{Expectations, KeyRing};
 use crate::error::ApiError;
 use crate::locks::Unpoisoned;
@@ -26,7 +26,7 @@ pub struct App {
     pub db: Pool,
     pub hasher: Hasher,
     pub expect: Expectations,
-    pub activity: Activity,
+    pub token_use: TokenUse,
     pub metrics: Metrics,
     pub throttle: Throttle,
     /// Tokens already verified (see `verified`).
@@ -73,7 +73,7 @@ impl App {
             db: parts.db,
             hasher: parts.hasher,
             expect,
-            activity: Activity::default(),
+            token_use: TokenUse::default(),
             metrics: Metrics::default(),
             throttle,
             verified: Verified::default(),
@@ -99,7 +99,7 @@ impl App {
 
     /// Appends an audit event inside the caller's write transaction `tx`,
     /// and counts it.
-    pub fn record(&self, tx: &rusqlite::Connection, entry: &Entry<'_>) -> rusqlite::Result<()> {
+    pub fn record(&self, tx: &db::Connection, entry: &Entry<'_>) -> db::Result<()> {
         audit::record(tx, entry)?;
         // Counted before the commit: a transaction that then rolls back
         // (an error path) overcounts by its events.

@@ -50,7 +50,7 @@ pub fn start(app: Arc<App>) -> std::io::Result<Background> {
         threads: Vec::new(),
     };
     type Body = fn(&App, &Stop);
-    for (name, body) in [("keys", keys_and_activity as Body), ("cleanup", cleanup)] {
+    for (name, body) in [("keys", keys_and_token_use as Body), ("cleanup", cleanup)] {
         let (app, stop) = (app.clone(), background.stop.clone());
         match std::thread::Builder::new()
             .name(name.into())
@@ -77,7 +77,7 @@ impl Background {
     }
 }
 
-fn keys_and_activity(app: &App, stop: &Stop) {
+fn keys_and_token_use(app: &App, stop: &Stop) {
     let flush_every = Duration::from_secs(crate::domain::token_use::FLUSH_SECONDS);
     let mut flushed = Instant::now();
     while !stop.wait(Duration::from_secs(key_ring::RELOAD_SECONDS)) {
@@ -95,7 +95,7 @@ fn keys_and_activity(app: &App, stop: &Stop) {
 fn flush(app: &App) {
     match app.db.get() {
         Ok(mut conn) => {
-            if let Err(e) = app.activity.flush(&mut conn) {
+            if let Err(e) = app.token_use.flush(&mut conn) {
                 log::error!("recording token use: {e}");
             }
         }

@@ -127,7 +127,6 @@ fn in_batches(
 mod tests {
     use super::*;
     use crate::db::{add_test_user, test_connection};
-    use rusqlite::params;
 
     #[test]
     fn expired_rows_go_and_live_ones_stay() {
@@ -150,7 +149,7 @@ mod tests {
             conn.execute(
                 "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
                  VALUES (?1, 'live', 0, ?2)",
-                params![&i.to_be_bytes()[..], expires],
+                (&i.to_be_bytes()[..], expires),
             )
             .unwrap();
         }

@@ -178,7 +178,7 @@ struct RefreshResponse {
 pub fn refresh(app: &App, request: &Request) -> Result<Response, ApiError> {
     let token = http::json::<RefreshRequest>(request)?.validate()?;
     let renewed = accounts::refresh(app, &auth::client(app, request), &token)?;
-    app.activity
+    app.token_use
         .record(Kind::Session, &renewed.session_id, clock::now());
     let access_token = auth::access_token(app, &renewed.user_id, &renewed.session_id, &renewed.amr);
     Ok(http::token_response(
@@ -245,7 +245,7 @@ pub fn list_sessions(app: &App, request: &Request) -> Result<Response, ApiError>
     let sessions = rows
         .into_iter()
         .map(|s| {
-            let pending = app.activity.pending(Kind::Session, &s.id).unwrap_or(0);
+            let pending = app.token_use.pending(Kind::Session, &s.id).unwrap_or(0);
             SessionView {
                 current: s.id == current,
                 last_used_at: clock::rfc3339(s.last_used_at.max(pending)),

@@ -8,6 +8,7 @@ use crate::db::{
     self, Connection, audit_events, device_tokens, private_tokens, refresh_tokens, sessions,
     signing_keys,
 };
+use crate::domain::tokens::MAX_LEEWAY;
 use std::time::{Duration, Instant};
 
 /// Rows per transaction: a few milliseconds of work.
@@ -16,10 +17,6 @@ const BATCH: i64 = 500;
 /// The shortest rest between batches, for other writers (SQLite's busy
 /// handler retries after 1, 2, 5 … ms, so a waiting request gets in).
 const PAUSE: Duration = Duration::from_millis(10);
-
-/// Private tokens are kept this long past `exp`, the longest leeway, so a
-/// token is never refused as revoked while it would still verify.
-const MAX_LEEWAY: i64 = 60;
 
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +76,14 @@ fn sweep_batches(
     let mut removed = Removed {
         refresh_tokens: in_batches(conn, refresh_tokens::delete_expired, now, stop)?,
         sessions: in_batches(conn, sessions::delete_expired, now, stop)?,
-        private_tokens: in_batches(conn, private_tokens::delete_expired, now - MAX_LEEWAY, stop)?,
+        // Kept past `exp` for the longest leeway, so a token is never
+        // refused as revoked while it would still verify.
+        private_tokens: in_batches(
+            conn,
+            private_tokens::delete_expired,
+            now.saturating_sub_unsigned(MAX_LEEWAY),
+            stop,
+        )?,
         audit_events: in_batches(
             conn,
             audit_events::delete_expired,

@@ -289,12 +289,9 @@ struct Empty {}
 /// The body of a revocation: JSON as the contract has it, or the
 /// form-encoded `token=…` that RFC 7009 §2.1 clients send.
 fn revoke_body(request: &Request) -> Result<RevokeRequest, ApiError> {
-    let form = request.header("Content-Type").is_some_and(|ct| {
-        ct.split(';').next().is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-    });
+    let form = request
+        .header("Content-Type")
+        .is_some_and(|ct| http::is_media_type(ct, "application/x-www-form-urlencoded"));
     if !form {
         return http::json(request);
     }

@@ -29,11 +29,11 @@ pub struct App {
     pub token_use: TokenUse,
     pub metrics: Metrics,
     pub throttle: Throttle,
-    /// Tokens already verified (see `verified`).
+    /// Tokens already verified (see `domain::token_cache`).
     pub verified: Verified,
     /// The secret behind rotated refresh tokens (`db::refresh_tokens`).
     pub rotation_secret: Vec<u8>,
-    /// How long a retired key's access tokens may live (`keystore`).
+    /// How long a retired key's access tokens may live (`domain::key_ring`).
     pub window: Window,
     /// The key of the audit log's hashes of unknown emails (`domain::audit`).
     pub audit_secret: Vec<u8>,
@@ -41,7 +41,7 @@ pub struct App {
     pub throttle_notes: ThrottleNotes,
     /// How many more refused logins the audit log takes today.
     pub failure_budget: FailureBudget,
-    /// Picture uploads are decoded one at a time (see `handlers::images`).
+    /// Picture uploads are decoded one at a time (see `web::handlers::images`).
     pub image_lock: Mutex<()>,
     /// Where slow work (hashing, picture decoding) runs.
     pub blocking: Blocking,

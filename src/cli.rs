@@ -22,6 +22,9 @@ USAGE:
                                       ends the user's sessions
     latchkey cleanup                  one cleanup pass, printing what it removed
     latchkey backup DEST              a consistent online copy of the database
+    latchkey mail-test ADDR           send one mail through the configured
+                                      delivery (--smtp-url, --mail-from,
+                                      --mail-dir) and print the answer
     latchkey --help | --version
 
 EVERY COMMAND (each works while a service runs on the same file):
@@ -52,6 +55,16 @@ a flag beats its variable):
     --trusted-proxy ADDR          a reverse proxy whose X-Forwarded-For is
                                   believed for the client address (repeatable;
                                   LATCHKEY_TRUSTED_PROXY takes a comma list)
+    --public-url URL              base of links in mails [http://LISTEN]
+    --smtp-url URL                relay: smtp://user:pass@host:587 (STARTTLS),
+                                  smtps://… (TLS), smtp://127.0.0.1:25?tls=none
+                                  (loopback only) [none: write .eml files]
+    --mail-from ADDR              sender of mails [latchkey <latchkey@localhost>]
+    --mail-dir DIR                where mails go without --smtp-url
+                                  [latchkey-mail/ beside the database]
+    --verify-ttl SECS             verification and email-change links [259200]
+    --reset-ttl SECS              password reset links [1800]
+    --require-verified-email      refuse login (403) until the address is verified
 
 Logging: RUST_LOG=info (the default) writes one access line per request to
 standard error; RUST_LOG=debug adds more.
@@ -71,6 +84,7 @@ pub enum Command {
     UsersSetPassword { raw: Raw, email: String },
     Cleanup(Raw),
     Backup { raw: Raw, dest: String },
+    MailTest { raw: Raw, to: String },
 }
 
 /// Flag values as text, before validation (see `config`).
@@ -134,10 +148,20 @@ pub const SERVE_FLAGS: &[&str] = &[
     "--idle-timeout",
     "--request-timeout",
     "--max-connections",
+    "--public-url",
+    "--smtp-url",
+    "--mail-from",
+    "--mail-dir",
+    "--verify-ttl",
+    "--reset-ttl",
 ];
 
+/// Flags of `mail-test`: the database (for the mail directory's default) and
+/// the delivery settings.
+pub const MAIL_FLAGS: &[&str] = &["--db", "--smtp-url", "--mail-from", "--mail-dir"];
+
 /// Switches (no value), for `serve`.
-pub const SERVE_SWITCHES: &[&str] = &["--rotate-refresh-tokens"];
+pub const SERVE_SWITCHES: &[&str] = &["--rotate-refresh-tokens", "--require-verified-email"];
 
 /// Repeatable flags, for `serve`; their variable holds a comma-separated list.
 pub const SERVE_LISTS: &[&str] = &["--trusted-proxy"];
@@ -241,6 +265,13 @@ pub fn parse(
             Command::Backup {
                 raw,
                 dest: free(args, "DEST")?,
+            }
+        }
+        Some("mail-test") => {
+            let raw = flags(args, env, MAIL_FLAGS, &[])?;
+            Command::MailTest {
+                raw,
+                to: free(args, "ADDR")?,
             }
         }
         Some(other) => return Err(UsageError(format!("unknown command '{other}'"))),
@@ -426,6 +457,20 @@ mod tests {
         ));
         assert!(run(&["backup"], &[]).is_err());
         assert!(matches!(run(&["cleanup"], &[]), Ok(Command::Cleanup(_))));
+        match run(
+            &["mail-test", "ada@example.com"],
+            &[("LATCHKEY_SMTP_URL", "smtp://127.0.0.1:2525?tls=none")],
+        ) {
+            Ok(Command::MailTest { raw, to }) => {
+                assert_eq!(to, "ada@example.com");
+                assert_eq!(
+                    raw.get("--smtp-url"),
+                    Some("smtp://127.0.0.1:2525?tls=none")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(run(&["mail-test"], &[]).is_err());
         match run(&["--db", "first.db", "keys", "list"], &[]) {
             Ok(Command::KeysList(raw)) => assert_eq!(raw.get("--db"), Some("first.db")),
             other => panic!("{other:?}"),

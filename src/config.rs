@@ -4,6 +4,7 @@
 //! `--help`, the README's configuration table and the behaviour agree.
 
 use crate::cli::{Raw, UsageError};
+use crate::mail;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -33,11 +34,46 @@ pub struct Config {
     pub request_timeout: Duration,
     pub max_connections: usize,
     pub trusted_proxies: Vec<IpAddr>,
+    /// `--public-url` without a trailing `/`; `None`: `http://` + the bound address.
+    pub public_url: Option<String>,
+    pub mail: mail::settings::Settings,
+    pub verify_ttl: u64,
+    pub reset_ttl: u64,
+    pub require_verified_email: bool,
 }
 
 /// The database path alone, for subcommands other than `serve`.
 pub fn db_path(raw: &Raw) -> PathBuf {
     PathBuf::from(raw.get("--db").unwrap_or("./latchkey.db"))
+}
+
+/// The mail delivery flags, for `serve` and `mail-test`.
+pub fn mail_settings(raw: &Raw) -> Result<mail::settings::Settings, UsageError> {
+    mail::settings::parse(
+        raw.get("--smtp-url"),
+        raw.get("--mail-from"),
+        raw.get("--mail-dir"),
+        &db_path(raw),
+    )
+    .map_err(UsageError)
+}
+
+/// `--public-url`: an http(s) origin, perhaps with a path prefix.
+fn public_url(raw: &Raw) -> Result<Option<String>, UsageError> {
+    let Some(value) = raw.get("--public-url") else {
+        return Ok(None);
+    };
+    let problem = "must be an http:// or https:// URL without query or fragment";
+    let url = url::Url::parse(value).map_err(|_| bad("--public-url", problem))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(bad("--public-url", problem));
+    }
+    Ok(Some(url.as_str().trim_end_matches('/').to_string()))
 }
 
 /// Worker threads when `--threads` is not given: handlers spend much of their
@@ -92,6 +128,11 @@ impl Config {
                         .map_err(|_| bad("--trusted-proxy", &format!("'{v}' is not an IP address")))
                 })
                 .collect::<Result<_, _>>()?,
+            public_url: public_url(raw)?,
+            mail: mail_settings(raw)?,
+            verify_ttl: positive(raw, "--verify-ttl", 259_200)?,
+            reset_ttl: positive(raw, "--reset-ttl", 1800)?,
+            require_verified_email: raw.has("--require-verified-email"),
         })
     }
 }
@@ -168,6 +209,18 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_secs(10));
         assert_eq!(c.max_connections, 1024);
         assert!(!c.rotate_refresh_tokens);
+        assert_eq!((c.verify_ttl, c.reset_ttl), (259_200, 1800));
+        assert!(!c.require_verified_email && c.public_url.is_none());
+        assert!(matches!(
+            c.mail.delivery,
+            mail::settings::Delivery::Dir(ref d) if d == std::path::Path::new("./latchkey-mail")
+        ));
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        let c = Config::from_raw(&raw(&[("--public-url", "https://auth.example/id/")])).unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://auth.example/id"));
     }
 
     #[test]
@@ -186,6 +239,11 @@ mod tests {
             ("--listen", "nowhere"),
             ("--threads", "-1"),
             ("--issuer", " "),
+            ("--public-url", "ftp://x"),
+            ("--public-url", "https://auth.example/?a=b"),
+            ("--smtp-url", "smtp://mail.example?tls=none"),
+            ("--mail-from", "nobody"),
+            ("--reset-ttl", "0"),
         ] {
             let e = Config::from_raw(&raw(&[(flag, value)])).unwrap_err();
             assert!(e.0.starts_with(flag), "{flag}={value}: {e}");

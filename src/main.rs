@@ -11,6 +11,7 @@ mod config;
 mod db;
 mod domain;
 mod error;
+mod mail;
 mod ops;
 mod transport;
 mod web;
@@ -56,6 +57,13 @@ fn main() -> ExitCode {
         }
         Command::Cleanup(raw) => admin::cleanup(&config::db_path(&raw)),
         Command::Backup { raw, dest } => admin::backup(&config::db_path(&raw), Path::new(&dest)),
+        Command::MailTest { raw, to } => match config::mail_settings(&raw) {
+            Ok(settings) => admin::mail_test(&settings, &to),
+            Err(e) => {
+                eprintln!("latchkey: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

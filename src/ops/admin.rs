@@ -7,6 +7,7 @@ use crate::db::{self, Pool, sessions, signing_keys, users};
 use crate::domain::key_ring;
 use crate::domain::password::Hasher;
 use crate::domain::validate;
+use crate::mail;
 use crate::ops::cleanup;
 use std::path::Path;
 
@@ -260,4 +261,33 @@ fn check(temp: &Path) -> Result<Vec<(&'static str, i64)>, String> {
             .map_err(|e| e.to_string())
     })
     .collect()
+}
+
+/// `latchkey mail-test ADDR`: one mail through the configured delivery, at
+/// once (not through the outbox), printing the relay's answer or the file.
+pub fn mail_test(settings: &mail::settings::Settings, to: &str) -> Result<(), String> {
+    let now = clock::now();
+    let composed = mail::compose::test(&mail::compose::Details::new(now, None, None));
+    let message = mail::Mail {
+        id: crate::domain::ids::uuid(),
+        to: to.to_string(),
+        subject: composed.subject,
+        text: composed.text,
+        html: composed.html,
+        created_at: now,
+    };
+    match mail::delivery::deliver(settings, &message) {
+        Ok(answer) => {
+            println!("sent to {to}: {answer}");
+            Ok(())
+        }
+        Err(failure) => {
+            let kind = if failure.permanent {
+                "refused"
+            } else {
+                "failed"
+            };
+            Err(format!("mail to {to} {kind}: {}", failure.reason))
+        }
+    }
 }

@@ -1,13 +1,15 @@
-//! The service's background threads. One rereads the signing keys every few
+//! The service's background threads. The first rereads the signing keys every few
 //! seconds (so a `latchkey keys rotate` run by another process takes effect,
 //! and retired keys are dropped once nothing they signed is alive), rotates
 //! the key on `--key-rotation-interval`, and writes gathered token use. The
-//! other sweeps expired rows every `--cleanup-interval`. Both wake at once
-//! when the service stops; a sweep in progress stops between batches.
+//! second sweeps expired rows every `--cleanup-interval`. The third sends the
+//! outbox's mails. All wake at once when the service stops; a sweep in
+//! progress stops between batches, the sender between mails.
 
 use crate::app::App;
 use crate::clock;
 use crate::domain::key_ring::{self, KeyError};
+use crate::mail;
 use crate::ops::cleanup;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -50,7 +52,11 @@ pub fn start(app: Arc<App>) -> Background {
             .spawn(move || body(&app, &stop))
             .expect("spawning a background thread")
     };
-    let threads = vec![spawn("keys", keys_and_activity), spawn("cleanup", cleanup)];
+    let threads = vec![
+        spawn("keys", keys_and_activity),
+        spawn("cleanup", cleanup),
+        spawn("mail", send_mail),
+    ];
     Background { stop, threads }
 }
 
@@ -128,6 +134,33 @@ fn cleanup(app: &App, stop: &Stop) {
                 log::info!("cleanup removed {removed:?}");
             }
             Err(e) => log::error!("cleanup: {e}"),
+        }
+    }
+}
+
+/// How often the sender looks for due mails. Polling the indexed outbox once
+/// a second costs one small read, and keeps queueing free of signalling.
+const MAIL_POLL: Duration = Duration::from_secs(1);
+
+fn send_mail(app: &App, stop: &Stop) {
+    let settings = &app.config.mail;
+    loop {
+        let pass = app
+            .db
+            .get()
+            .map_err(|e| e.to_string())
+            .and_then(|mut conn| {
+                mail::sender::pass(&mut conn, &clock::now, &|| stop.is_set(), &|m| {
+                    mail::delivery::deliver(settings, m)
+                })
+                .map_err(|e| e.to_string())
+            });
+        match pass {
+            Ok(done) => app.metrics.mails(done.sent, done.failed),
+            Err(e) => log::error!("sending mail: {e}"),
+        }
+        if stop.wait(MAIL_POLL) {
+            return;
         }
     }
 }

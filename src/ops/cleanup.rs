@@ -1,9 +1,10 @@
 //! Deleting what has expired: refresh tokens and sessions, private tokens,
-//! and signing keys past their retirement. Each batch is its own short
+//! mailed-link tokens, failed mails kept for the operator, and signing keys
+//! past their retirement. Each batch is its own short
 //! transaction, with a pause between batches so a request waiting to write
 //! gets the lock; a sweep of a million rows never holds it for long.
 
-use crate::db::{self, signing_keys};
+use crate::db::{self, email_tokens, signing_keys};
 use rusqlite::{Connection, params};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,10 @@ const PAUSE: Duration = Duration::from_millis(10);
 /// token is never refused as revoked while it would still verify.
 const MAX_LEEWAY: i64 = 60;
 
+/// A mail the sender gave up on stays in the outbox this long (without its
+/// body), so an operator can see what failed and why.
+pub const FAILED_MAIL_RETENTION: i64 = 30 * 86_400;
+
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Removed {
@@ -25,15 +30,19 @@ pub struct Removed {
     pub refresh_tokens: usize,
     pub private_tokens: usize,
     pub signing_keys: usize,
+    pub email_tokens: usize,
+    pub outbox: usize,
 }
 
 impl Removed {
-    pub fn by_table(&self) -> [(&'static str, usize); 4] {
+    pub fn by_table(&self) -> [(&'static str, usize); 6] {
         [
             ("sessions", self.sessions),
             ("refresh_tokens", self.refresh_tokens),
             ("private_tokens", self.private_tokens),
             ("signing_keys", self.signing_keys),
+            ("email_tokens", self.email_tokens),
+            ("outbox", self.outbox),
         ]
     }
 }
@@ -67,11 +76,15 @@ fn sweep_batches(
         (SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)";
     const PRIVATE: &str = "DELETE FROM private_tokens WHERE id IN
         (SELECT id FROM private_tokens WHERE expires_at <= ?1 LIMIT ?2)";
+    const FAILED_MAILS: &str = "DELETE FROM outbox WHERE id IN
+        (SELECT id FROM outbox WHERE failed_at <= ?1 LIMIT ?2)";
     let mut removed = Removed {
         refresh_tokens: in_batches(conn, REFRESH, now, stop)?,
         sessions: in_batches(conn, SESSIONS, now, stop)?,
         private_tokens: in_batches(conn, PRIVATE, now - MAX_LEEWAY, stop)?,
         signing_keys: 0,
+        email_tokens: in_batches(conn, email_tokens::DELETE_EXPIRED, now, stop)?,
+        outbox: in_batches(conn, FAILED_MAILS, now - FAILED_MAIL_RETENTION, stop)?,
     };
     if stop() {
         return Ok(removed);
@@ -119,7 +132,9 @@ mod tests {
              VALUES ('old', 'u1', 0, 0, 50), ('live', 'u1', 0, 0, 5000);
              INSERT INTO private_tokens (id, user_id, name, kid, created_at, expires_at)
              VALUES ('p-old', 'u1', 'a', 'k', 0, 10), ('p-grace', 'u1', 'b', 'k', 0, 90),
-                    ('p-live', 'u1', 'c', 'k', 0, 9000);",
+                    ('p-live', 'u1', 'c', 'k', 0, 9000);
+             INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at)
+             VALUES (x'01', 'u1', 'reset', 'a@x.io', 0, 99), (x'02', 'u1', 'verify', 'a@x.io', 0, 101);",
         )
         .unwrap();
         for i in 0..1200u32 {
@@ -142,7 +157,9 @@ mod tests {
                 sessions: 1,
                 refresh_tokens: 600,
                 private_tokens: 1,
-                signing_keys: 0
+                signing_keys: 0,
+                email_tokens: 1,
+                outbox: 0,
             }
         );
         let left: i64 = conn

@@ -56,6 +56,8 @@ pub struct Metrics {
     reuse: Counter,
     cleaned: Family<TableLabel, Counter>,
     hash_queue: Gauge,
+    mails: Family<OutcomeLabel, Counter>,
+    mails_queued: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -75,6 +77,18 @@ impl Default for Metrics {
         let reuse = Counter::default();
         let cleaned = Family::<TableLabel, Counter>::default();
         let hash_queue = Gauge::default();
+        let mails = Family::<OutcomeLabel, Counter>::default();
+        let mails_queued = Gauge::default();
+        registry.register(
+            "mails",
+            "Mails handed over (sent) or given up (failed) by the sender",
+            mails.clone(),
+        );
+        registry.register(
+            "mails_queued",
+            "Mails in the outbox waiting to be sent",
+            mails_queued.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests answered, by route and status",
@@ -111,6 +125,8 @@ impl Default for Metrics {
             reuse,
             cleaned,
             hash_queue,
+            mails,
+            mails_queued,
         }
     }
 }
@@ -149,9 +165,25 @@ impl Metrics {
             .inc_by(rows as u64);
     }
 
+    /// Mails the sender delivered and gave up on.
+    pub fn mails(&self, sent: usize, failed: usize) {
+        for (outcome, n) in [("sent", sent), ("failed", failed)] {
+            if n > 0 {
+                self.mails
+                    .get_or_create(&OutcomeLabel { outcome })
+                    .inc_by(n as u64);
+            }
+        }
+    }
+
     /// The exposition, with gauges read at scrape time.
-    pub fn render(&self, hash_queue: usize) -> String {
+    pub fn render(&self, hash_queue: usize, mails_queued: i64) -> String {
         self.hash_queue.set(hash_queue as i64);
+        self.mails_queued.set(mails_queued);
+        // Both outcomes appear from the start, so a dashboard sees zeros.
+        for outcome in ["sent", "failed"] {
+            self.mails.get_or_create(&OutcomeLabel { outcome });
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -170,7 +202,15 @@ mod tests {
         m.login(false);
         m.issued(Issued::Access);
         m.cleaned("refresh_tokens", 7);
-        let text = m.render(3);
+        m.mails(2, 1);
+        let text = m.render(3, 4);
+        for line in [
+            r#"latchkey_mails_total{outcome="sent"} 2"#,
+            r#"latchkey_mails_total{outcome="failed"} 1"#,
+            "latchkey_mails_queued 4",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert!(
             text.contains(r#"latchkey_http_requests_total{route="log_in",status="200"} 1"#),
             "{text}"

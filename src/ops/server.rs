@@ -32,12 +32,12 @@ fn max_body_bytes(config: &Config) -> usize {
 const HASH_QUEUE_PER_CORE: usize = 8;
 
 /// Runs the service until a stop signal; `Ok` means a clean stop.
-pub fn run(config: Config) -> Result<(), String> {
+pub fn run(mut config: Config) -> Result<(), String> {
     let started = Instant::now();
     jwt_provider::install_provider();
-    // One connection per worker, plus one each for the two background
+    // One connection per worker, plus one each for the three background
     // threads, so a long cleanup sweep never makes a request wait for one.
-    let pool = db::open(&config.db, config.threads as u32 + 2)
+    let pool = db::open(&config.db, config.threads as u32 + 3)
         .map_err(|e| format!("opening {}: {e}", config.db.display()))?;
     let mut conn = pool
         .get()
@@ -67,6 +67,10 @@ pub fn run(config: Config) -> Result<(), String> {
         TcpListener::bind(config.listen).map_err(|e| format!("--listen {}: {e}", config.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let stopper = Stopper::new(&listener).map_err(|e| e.to_string())?;
+    // Links in mails point at the bound address unless told otherwise.
+    config
+        .public_url
+        .get_or_insert_with(|| format!("http://{address}"));
     let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|e| e.to_string())?;
     let parts = Parts {
         db: pool,

@@ -7,6 +7,7 @@ pub mod images;
 pub mod outbox;
 pub mod private_tokens;
 pub mod refresh_tokens;
+pub mod reset_requests;
 pub mod sessions;
 pub mod settings;
 pub mod signing_keys;
@@ -29,7 +30,8 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
 /// Each leaves the database as `schema.sql` would make it (a test checks).
 const MIGRATIONS: &[&str] = &[
-    // 2: mail — the outbox, link tokens, and the users' address state.
+    // 2: mail — the outbox, link tokens, reset requests, and the users'
+    // address state.
     include_str!("migrations/002_mail.sql"),
 ];
 

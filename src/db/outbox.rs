@@ -50,7 +50,7 @@ pub fn due(conn: &Connection, now: i64, limit: i64) -> rusqlite::Result<Vec<Queu
         "SELECT id, recipient, subject, text_body, html_body, created_at, attempts
          FROM outbox
          WHERE failed_at IS NULL AND next_attempt_at <= ?1
-         ORDER BY next_attempt_at, created_at LIMIT ?2",
+         ORDER BY next_attempt_at, created_at, rowid LIMIT ?2",
     )?
     .query_map(params![now, limit], from_row)?
     .collect()

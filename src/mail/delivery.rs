@@ -106,7 +106,7 @@ fn transport(smtp: &Smtp) -> Result<SmtpTransport, String> {
     Ok(builder.build())
 }
 
-/// Writes the message as `<UTC time>-<id>.eml`, readable by the owner only
+/// Writes the message as `<UTC time of writing>-<id>.eml`, readable by the owner only
 /// (a link in it is as good as a password reset). The file appears whole:
 /// it is written under a temporary name and renamed.
 fn write_eml(dir: &std::path::Path, mail: &Mail, bytes: &[u8]) -> Result<String, Failure> {
@@ -119,7 +119,7 @@ fn write_eml(dir: &std::path::Path, mail: &Mail, bytes: &[u8]) -> Result<String,
         .mode(0o700)
         .create(dir)
         .map_err(|e| failed("creating", e))?;
-    let name = format!("{}-{}.eml", stamp(mail.created_at), mail.id);
+    let name = format!("{}-{}.eml", stamp(SystemTime::now()), mail.id);
     let path: PathBuf = dir.join(&name);
     let partial = dir.join(format!(".{name}.partial"));
     let mut file = OpenOptions::new()
@@ -136,16 +136,16 @@ fn write_eml(dir: &std::path::Path, mail: &Mail, bytes: &[u8]) -> Result<String,
     Ok(format!("written to {}", path.display()))
 }
 
-/// `20261202T181500Z`: sorts by time, so the newest mail is the last name.
-fn stamp(unix: i64) -> String {
-    crate::clock::rfc3339(unix).replace(['-', ':'], "")
-}
-
-/// Seconds since the epoch, for mails made outside a request.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// `20261202T181500.000123456Z`, the time of writing: names sort in the
+/// order mails were delivered, so the newest mail is the last name.
+fn stamp(at: SystemTime) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = crate::clock::rfc3339(since.as_secs() as i64).replace(['-', ':'], "");
+    format!(
+        "{}.{:09}Z",
+        seconds.trim_end_matches('Z'),
+        since.subsec_nanos()
+    )
 }
 
 #[cfg(test)]

@@ -2,12 +2,13 @@
 //! seconds (so a `latchkey keys rotate` run by another process takes effect,
 //! and retired keys are dropped once nothing they signed is alive), rotates
 //! the key on `--key-rotation-interval`, and writes gathered token use. The
-//! second sweeps expired rows every `--cleanup-interval`. The third sends the
-//! outbox's mails. All wake at once when the service stops; a sweep in
+//! second sweeps expired rows every `--cleanup-interval`. The third answers
+//! forgotten-password requests and sends the outbox's mails. All wake at once when the service stops; a sweep in
 //! progress stops between batches, the sender between mails.
 
 use crate::app::App;
 use crate::clock;
+use crate::domain::email;
 use crate::domain::key_ring::{self, KeyError};
 use crate::mail;
 use crate::ops::cleanup;
@@ -144,12 +145,15 @@ const MAIL_POLL: Duration = Duration::from_secs(1);
 
 fn send_mail(app: &App, stop: &Stop) {
     let settings = &app.config.mail;
+    let links = app.links();
     loop {
         let pass = app
             .db
             .get()
             .map_err(|e| e.to_string())
             .and_then(|mut conn| {
+                email::answer_all_forgot(&mut conn, &links, &clock::now)
+                    .map_err(|e| e.to_string())?;
                 mail::sender::pass(&mut conn, &clock::now, &|| stop.is_set(), &|m| {
                     mail::delivery::deliver(settings, m)
                 })

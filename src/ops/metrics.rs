@@ -182,7 +182,7 @@ impl Metrics {
         self.mails_queued.set(mails_queued);
         // Both outcomes appear from the start, so a dashboard sees zeros.
         for outcome in ["sent", "failed"] {
-            self.mails.get_or_create(&OutcomeLabel { outcome });
+            let _ = self.mails.get_or_create(&OutcomeLabel { outcome });
         }
         let mut out = String::new();
         // Writing into a String cannot fail.

@@ -28,3 +28,15 @@ CREATE TABLE email_tokens (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX email_tokens_by_user ON email_tokens (user_id, purpose);
 CREATE INDEX email_tokens_by_expiry ON email_tokens (expires_at);
+
+-- Forgotten-password requests, answered at once and turned into a reset
+-- mail (or nothing, for an address without an account) by the sender
+-- thread: the request itself does the same work whether or not the address
+-- has an account, so its timing tells nothing.
+CREATE TABLE reset_requests (
+    id           TEXT PRIMARY KEY,
+    email_key    TEXT NOT NULL,
+    address      TEXT,
+    device       TEXT,
+    requested_at INTEGER NOT NULL
+) STRICT;

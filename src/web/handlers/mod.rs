@@ -2,7 +2,9 @@
 //! bottom: parse → validate → authorize → call `db::` → respond with a typed
 //! view. No SQL here, and nothing of rouille below this layer.
 
+pub mod email;
 pub mod images;
+pub mod link_pages;
 pub mod ops;
 pub mod private_tokens;
 pub mod profile;
@@ -33,6 +35,8 @@ pub fn checked(
 pub struct UserView {
     pub id: String,
     pub email: String,
+    pub email_verified: bool,
+    pub pending_email: Option<String>,
     pub name: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -46,6 +50,8 @@ impl From<User> for UserView {
         UserView {
             id: u.id,
             email: u.email,
+            email_verified: u.email_verified,
+            pending_email: u.pending_email,
             name: u.name,
             first_name: u.first_name,
             last_name: u.last_name,

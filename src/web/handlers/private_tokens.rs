@@ -3,10 +3,11 @@
 
 use crate::app::App;
 use crate::clock;
-use crate::db::{self, private_tokens};
-use crate::domain::ids;
+use crate::db::{self, private_tokens, users};
+use crate::domain::{email, ids};
 use crate::error::{ApiError, FieldErrors};
 use crate::web::auth;
+use crate::web::handlers::email as email_flows;
 use crate::web::http;
 use rouille::{Request, Response};
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,7 @@ fn token_name(raw: Option<String>, fields: &mut FieldErrors) -> Option<String> {
 /// Mints and stores a token for the caller; the secret is shown only here.
 fn mint(
     app: &App,
+    request: &Request,
     user_id: &str,
     name: String,
     expires_at: i64,
@@ -136,6 +138,7 @@ fn mint(
         now,
         expires_at,
     };
+    let details = email_flows::details(app, request, now);
     db::write(&mut *app.conn()?, |tx| {
         if let Some(old) = replaces
             && !private_tokens::delete_of_user(tx, old, user_id)?
@@ -143,6 +146,10 @@ fn mint(
             return Err(ApiError::NotFound);
         }
         private_tokens::insert(tx, &row)?;
+        // A new token (a rotation makes one too) is told to the account's
+        // address: the name and expiry, never the token.
+        let user = users::find(tx, user_id)?.ok_or(ApiError::TokenNotValid)?;
+        email::notice_token_created(tx, &user, &name, expires_at, &details, now)?;
         Ok(())
     })?;
     let created = CreatedToken {
@@ -172,7 +179,7 @@ pub fn create_token(app: &App, request: &Request) -> Result<Response, ApiError> 
     let (Some(name), Some(expires_at), true) = (name, expires_at, fields.is_empty()) else {
         return Err(ApiError::Validation(fields));
     };
-    mint(app, &caller.user_id, name, expires_at, None)
+    mint(app, request, &caller.user_id, name, expires_at, None)
 }
 
 /// `GET /tokens/`: the caller's tokens, newest first, never the token itself.
@@ -227,5 +234,12 @@ pub fn rotate_token(app: &App, request: &Request, id: &str) -> Result<Response, 
     let lifetime =
         (old.expires_at - old.created_at).clamp(1, app.config.max_private_token_ttl as i64);
     let expires_at = asked.unwrap_or(now + lifetime);
-    mint(app, &caller.user_id, old.name, expires_at, Some(&old.id))
+    mint(
+        app,
+        request,
+        &caller.user_id,
+        old.name,
+        expires_at,
+        Some(&old.id),
+    )
 }

@@ -4,10 +4,10 @@
 use crate::app::App;
 use crate::clock;
 use crate::db::{self, sessions, users};
-use crate::domain::validate;
+use crate::domain::{email, validate};
 use crate::error::{ApiError, FieldErrors};
 use crate::web::auth::{self, Caller};
-use crate::web::handlers::{UserView, checked, images};
+use crate::web::handlers::{UserView, checked, email as email_flows, images};
 use crate::web::http;
 use crate::web::multipart;
 use rouille::{Request, Response};
@@ -116,6 +116,13 @@ pub fn update_profile(app: &App, request: &Request) -> Result<Response, ApiError
             ApiError::field("current_password", "is required to change the email")
         })?;
         confirm_password(app, request, &user, &password)?;
+        // The change waits for its link, but an address already taken is
+        // refused now (and again, under races, when the link is confirmed).
+        if let Some(new) = &email
+            && users::find_by_email_key(&*app.conn()?, &new.key)?.is_some()
+        {
+            return Err(ApiError::EmailExists);
+        }
     }
     let renamed = first_name.is_some() || last_name.is_some();
     let mut names = users::Names {
@@ -133,11 +140,11 @@ pub fn update_profile(app: &App, request: &Request) -> Result<Response, ApiError
     }
 
     let now = clock::now();
+    let details = email_flows::details(app, request, now);
     db::write(&mut *app.conn()?, |tx| {
         users::update_names(tx, &user.id, &names, now)?;
-        if let Some(email) = &email {
-            users::update_email(tx, &user.id, &email.address, &email.key, now)?
-                .map_err(|_| ApiError::EmailExists)?;
+        if let Some(new) = &email {
+            email::request_change(tx, &app.links(), &user, &new.address, &details, now)?;
         }
         if let Some(image) = &image {
             images::store(tx, &user.id, image, now)?;
@@ -178,10 +185,13 @@ pub fn change_password(app: &App, request: &Request) -> Result<Response, ApiErro
     let user = current_user(app, &caller)?;
     confirm_password(app, request, &user, &current)?;
     let hash = app.hasher.hash(&new)?;
+    let now = clock::now();
+    let details = email_flows::details(app, request, now);
     db::write(&mut *app.conn()?, |tx| {
         users::update_password_hash(tx, &user.id, &hash)?;
-        users::touch(tx, &user.id, clock::now())?;
-        sessions::delete_all_of_user(tx, &user.id)
+        users::touch(tx, &user.id, now)?;
+        sessions::delete_all_of_user(tx, &user.id)?;
+        email::notice_password_changed(tx, &user, false, &details, now)
     })?;
     Ok(http::no_content())
 }

@@ -7,11 +7,11 @@ use crate::domain::ids::{self, Secret};
 use crate::domain::password::Overloaded;
 use crate::domain::token_use::Kind;
 use crate::domain::tokens::{self, TokenKind};
-use crate::domain::validate;
+use crate::domain::{email, validate};
 use crate::error::{ApiError, FieldErrors};
 use crate::ops::metrics::Issued;
 use crate::web::auth;
-use crate::web::handlers::{UserView, checked};
+use crate::web::handlers::{UserView, checked, email as email_flows};
 use crate::web::http;
 use rouille::{Request, Response};
 use serde::{Deserialize, Serialize};
@@ -66,10 +66,13 @@ pub fn sign_up(app: &App, request: &Request) -> Result<Response, ApiError> {
         names: &names,
         now,
     };
-    db::write(&mut *app.conn()?, |tx| users::insert(tx, &new))?
-        .map_err(|_| ApiError::EmailExists)?;
-    let user =
-        users::find(&*app.conn()?, &id)?.ok_or_else(|| ApiError::internal("new user vanished"))?;
+    let details = email_flows::details(app, request, now);
+    let user = db::write(&mut *app.conn()?, |tx| {
+        users::insert(tx, &new)?.map_err(|_| ApiError::EmailExists)?;
+        let user = users::find(tx, &id)?.ok_or_else(|| ApiError::internal("new user vanished"))?;
+        email::send_verification(tx, &app.links(), &user, &details, now)?;
+        Ok::<_, ApiError>(user)
+    })?;
     Ok(http::json_response(
         201,
         &SignUpResponse { user: user.into() },
@@ -172,6 +175,10 @@ pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
     let Some(user) = user.filter(|_| verdict.ok) else {
         return Err(ApiError::InvalidCredentials);
     };
+    // Only now, after the right password, may the answer tell anything.
+    if app.config.require_verified_email && !user.email_verified {
+        return Err(ApiError::EmailNotVerified);
+    }
     // New parameters take effect at the next successful login (OWASP); a busy
     // hasher just postpones that.
     let rehash = if verdict.needs_rehash {

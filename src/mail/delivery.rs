@@ -3,7 +3,8 @@
 //! sender thread and `latchkey mail-test` call this; no request waits on it.
 
 use super::settings::{Delivery, Security, Settings, Smtp};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
@@ -64,11 +65,38 @@ fn build(from: &Mailbox, mail: &Mail) -> Result<Message, Failure> {
         .subject(mail.subject.clone())
         .date(date)
         .message_id(Some(format!("<{}@{}>", mail.id, from.email.domain())))
-        .multipart(MultiPart::alternative_plain_html(
-            mail.text.clone(),
-            mail.html.clone(),
-        ))
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(body(&mail.text)),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(body(&mail.html)),
+                ),
+        )
         .map_err(|e| permanent(format!("building the message: {e}")))
+}
+
+/// A part's body, as 7bit text when it is ASCII with lines of at most 998
+/// octets (RFC 5322 §2.1.1), so a link stays one piece for someone reading
+/// the raw `.eml`; otherwise lettre's choice (quoted-printable or base64).
+/// (lettre itself turns every line of 76 or more into quoted-printable.)
+fn body(content: &str) -> Body {
+    let crlf = content.replace("\r\n", "\n").replace('\n', "\r\n");
+    let seven_bit = crlf.is_ascii()
+        && !crlf.contains('\0')
+        && crlf
+            .split("\r\n")
+            .all(|line| line.len() <= 998 && !line.contains('\r'));
+    if seven_bit {
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else {
+        Body::new(content.to_string())
+    }
 }
 
 fn send_smtp(smtp: &Smtp, message: &Message) -> Result<String, Failure> {
@@ -160,7 +188,10 @@ mod tests {
             id: "6f1c2b1e-0000-4000-8000-000000000001".into(),
             to: "Ada <ada@example.com>".into(),
             subject: "Confirm your address".into(),
-            text: "Hello Ada".into(),
+            text: format!(
+                "Hello Ada\n\nhttp://127.0.0.1:8080/account/reset-password?token={}\n",
+                "A".repeat(43)
+            ),
             html: "<p>Hello Ada</p>".into(),
             created_at: 1_796_236_500,
         }
@@ -192,9 +223,13 @@ mod tests {
             "Content-Type: multipart/alternative;",
             "Content-Type: text/plain; charset=utf-8",
             "Content-Type: text/html; charset=utf-8",
+            "Content-Transfer-Encoding: 7bit",
         ] {
             assert!(text.contains(header), "{header:?} in\n{text}");
         }
+        // The long link line stays whole (no quoted-printable soft breaks).
+        let link = format!("/account/reset-password?token={}\r\n", "A".repeat(43));
+        assert!(text.contains(&link), "{text}");
     }
 
     #[test]

@@ -174,7 +174,7 @@ fn a_mail_queued_while_the_relay_is_down_arrives_after_a_restart() {
     );
     let received = smtp.received();
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].to, [email.clone()]);
+    assert_eq!(received[0].to, vec![email]);
     assert!(received[0].data.contains("/account/verify-email?token="));
     // The relay has it; the sender records that just after the relay's answer.
     assert!(poll_until(Duration::from_secs(5), || {

@@ -3,7 +3,7 @@
 //! a form (mail scanners prefetch links, so opening one must not spend it);
 //! the form's POST spends the token through the same `domain::email`
 //! functions as the JSON routes. Minimal HTML: no script, no style, so the
-//! strict CSP below needs no exception. TODO(#14): the full web pages.
+//! strict CSP below needs no exception. TODO(#15): the full web pages.
 
 use crate::app::App;
 use crate::clock;

@@ -12,7 +12,6 @@ const DELIVERY: Duration = Duration::from_secs(10);
 /// A delivered mail, with quoted-printable soft breaks undone.
 #[derive(Debug, Clone)]
 pub struct Eml {
-    pub path: PathBuf,
     pub text: String,
 }
 
@@ -49,7 +48,7 @@ impl Server {
                 let raw = std::fs::read_to_string(&path).ok()?;
                 let text = raw.replace("=\r\n", "").replace("=3D", "=");
                 text.contains(&format!("To: {address}\r\n"))
-                    .then_some(Eml { path, text })
+                    .then_some(Eml { text })
             })
             .collect()
     }

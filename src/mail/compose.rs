@@ -193,7 +193,7 @@ pub fn password_changed(name: &str, reset: bool, details: &Details) -> Composed 
         name,
         lines: vec![
             how.to_string(),
-            "Every other session of your account has ended.".into(),
+            "Every session of your account has ended.".into(),
         ],
         action: None,
         details,

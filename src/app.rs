@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::db::Pool;
 use crate::db::signing_keys::Window;
+use crate::domain::blocking::Blocking;
 use crate::domain::email::Links;
 use crate::domain::password::Hasher;
 use crate::domain::throttle::Throttle;
@@ -37,14 +38,17 @@ pub struct App {
     pub rotation_secret: Vec<u8>,
     /// How long a retired key's access tokens may live (`keystore`).
     pub window: Window,
-    /// Picture uploads are decoded one at a time (see `handlers::media`).
+    /// Picture uploads are decoded one at a time (see `handlers::images`).
     pub image_lock: Mutex<()>,
+    /// Where slow work (hashing, picture decoding) runs.
+    pub blocking: Blocking,
     keys: RwLock<Arc<KeyRing>>,
 }
 
 /// What `App::new` needs besides the configuration.
 pub struct Parts {
     pub db: Pool,
+    pub blocking: Blocking,
     pub hasher: Hasher,
     pub keys: KeyRing,
     pub rotation_secret: Vec<u8>,
@@ -55,7 +59,7 @@ impl App {
     pub fn new(config: Config, parts: Parts) -> App {
         let expect = Expectations {
             issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
+            audience: config.audience().to_string(),
             leeway: config.leeway,
         };
         let throttle = Throttle::new(config.login_max_failures, config.login_window);
@@ -73,6 +77,7 @@ impl App {
             rotation_secret: parts.rotation_secret,
             window: parts.window,
             image_lock: Mutex::new(()),
+            blocking: parts.blocking,
             keys: RwLock::new(Arc::new(parts.keys)),
         }
     }
@@ -84,11 +89,10 @@ impl App {
     /// Where mailed links point and how long they work.
     pub fn links(&self) -> Links {
         Links {
-            public_url: self
-                .config
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", self.config.listen)),
+            public_url: self.config.public_url.as_ref().map_or_else(
+                || format!("http://{}", self.config.listen),
+                |url| url.0.clone(),
+            ),
             verify_ttl: self.config.verify_ttl,
             reset_ttl: self.config.reset_ttl,
         }

@@ -87,9 +87,14 @@ pub fn delete_for_user(
         .execute(params![user_id, purpose.as_str()])
 }
 
-/// The cleanup's batch statement: expired links, `?2` at a time.
-pub const DELETE_EXPIRED: &str = "DELETE FROM email_tokens WHERE token_hash IN
-    (SELECT token_hash FROM email_tokens WHERE expires_at <= ?1 LIMIT ?2)";
+/// Up to `limit` links that expired by `before` (for cleanup).
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM email_tokens WHERE token_hash IN
+         (SELECT token_hash FROM email_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
+}
 
 #[cfg(test)]
 mod tests {

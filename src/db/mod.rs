@@ -2,6 +2,7 @@
 //! connection pool, the schema and its migrations, and the write-transaction
 //! helper. One submodule per table, one function per statement.
 
+pub mod backup;
 pub mod email_tokens;
 pub mod images;
 pub mod outbox;
@@ -14,7 +15,7 @@ pub mod signing_keys;
 pub mod users;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Transaction, TransactionBehavior};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -22,17 +23,37 @@ use std::time::Duration;
 
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 
+/// A database connection, for code above `db` that passes one along.
+pub use rusqlite::Connection;
+/// A database failure, for code above `db` that passes one along.
+pub use rusqlite::Error;
+
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
 /// Each leaves the database as `schema.sql` would make it (a test checks).
 const MIGRATIONS: &[&str] = &[
-    // 2: mail — the outbox, link tokens, reset requests, and the users'
+    // 1 → 2: a key signs from `signs_at`, so a new key can be published
+    // before it signs. Existing keys signed from their creation. (A rebuild,
+    // since ADD COLUMN cannot add a NOT NULL column without a default.)
+    "CREATE TABLE signing_keys_v2 (
+         kid           TEXT PRIMARY KEY,
+         private_pkcs8 BLOB NOT NULL,
+         created_at    INTEGER NOT NULL,
+         signs_at      INTEGER NOT NULL,
+         retired_at    INTEGER
+     ) STRICT;
+     INSERT INTO signing_keys_v2 (kid, private_pkcs8, created_at, signs_at, retired_at)
+         SELECT kid, private_pkcs8, created_at, created_at, retired_at
+         FROM signing_keys ORDER BY rowid;
+     DROP TABLE signing_keys;
+     ALTER TABLE signing_keys_v2 RENAME TO signing_keys;",
+    // 2 → 3: mail — the outbox, link tokens, reset requests, and the users'
     // address state.
-    include_str!("migrations/002_mail.sql"),
+    include_str!("migrations/003_mail.sql"),
 ];
 
 /// Why the database could not be used.
@@ -163,55 +184,55 @@ mod tests {
         assert_eq!(v, SCHEMA_VERSION);
     }
 
-    #[test]
-    fn a_newer_schema_is_refused() {
-        let mut conn = test_connection();
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-            .unwrap();
-        assert!(matches!(migrate(&mut conn), Err(OpenError::TooNew(_))));
-    }
-
-    /// Tables (with their columns) and indexes, in a comparable form.
+    /// Tables, columns, indexes and STRICT-ness of a database.
     fn shape(conn: &Connection) -> Vec<String> {
-        let mut shape = Vec::new();
-        let mut objects = conn
-            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
-            .unwrap();
-        let objects: Vec<(String, String, Option<String>)> = objects
+        let mut out = Vec::new();
+        let tables: Vec<(String, String, i64)> = conn
+            .prepare("SELECT name, type, strict FROM pragma_table_list WHERE schema = 'main' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        for (kind, name, sql) in objects {
-            if kind == "table" {
-                let mut columns = conn
-                    .prepare(&format!("PRAGMA table_xinfo({name})"))
-                    .unwrap();
-                let columns = columns
-                    .query_map([], |r| {
-                        Ok(format!(
-                            "{}:{}:{}:{:?}:{}",
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, i64>(3)?,
-                            r.get::<_, Option<String>>(4)?,
-                            r.get::<_, i64>(5)?
-                        ))
-                    })
-                    .unwrap()
-                    .collect::<Result<Vec<_>, _>>()
-                    .unwrap();
-                shape.push(format!("table {name} {}", columns.join(", ")));
-            } else {
-                let sql = sql
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                shape.push(format!("{kind} {name} {sql}"));
-            }
+        for (table, kind, strict) in tables {
+            out.push(format!("{kind} {table} strict={strict}"));
+            let columns = conn
+                .prepare("SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)")
+                .unwrap()
+                .query_map([&table], |r| {
+                    Ok(format!(
+                        "  {} {} {} {} {:?} {}",
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, i64>(5)?
+                    ))
+                })
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            out.extend(columns);
         }
-        shape
+        let indexes = conn
+            .prepare(
+                "SELECT tbl_name, name, sql FROM sqlite_schema WHERE type = 'index' ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok(format!(
+                    "index {} {} {:?}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?
+                ))
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        out.extend(indexes);
+        out
     }
 
     #[test]
@@ -219,11 +240,37 @@ mod tests {
         let fresh = test_connection();
         let mut old = Connection::open_in_memory().unwrap();
         configure(&mut old).unwrap();
-        old.execute_batch(include_str!("migrations/schema_v1.sql"))
-            .unwrap();
+        old.execute_batch(include_str!("schema_v1.sql")).unwrap();
         old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute_batch(
+            "INSERT INTO signing_keys (kid, private_pkcs8, created_at, retired_at)
+             VALUES ('old', x'00', 1, 10), ('new', x'01', 10, NULL);",
+        )
+        .unwrap();
         migrate(&mut old).unwrap();
         assert_eq!(shape(&old), shape(&fresh));
+        let keys: Vec<(String, i64, Option<i64>)> = old
+            .prepare("SELECT kid, signs_at, retired_at FROM signing_keys ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            keys,
+            [
+                ("old".to_string(), 1, Some(10)),
+                ("new".to_string(), 10, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = test_connection();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(matches!(migrate(&mut conn), Err(OpenError::TooNew(_))));
     }
 
     #[test]

@@ -89,6 +89,15 @@ pub fn mark_failed(conn: &Connection, id: &str, now: i64, error: &str) -> rusqli
     Ok(())
 }
 
+/// Up to `limit` mails given up on by `before` (for cleanup).
+pub fn delete_failed(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM outbox WHERE id IN
+         (SELECT id FROM outbox WHERE failed_at <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
+}
+
 /// Mails still to be sent.
 pub fn count_waiting(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT count(*) FROM outbox WHERE failed_at IS NULL")?

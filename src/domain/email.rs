@@ -23,8 +23,8 @@ use rusqlite::Connection;
 pub struct Links {
     /// `--public-url`, without a trailing `/`.
     pub public_url: String,
-    pub verify_ttl: u64,
-    pub reset_ttl: u64,
+    pub verify_ttl: i64,
+    pub reset_ttl: i64,
 }
 
 /// The page each purpose's link opens.
@@ -59,7 +59,7 @@ fn new_link(
             purpose,
             email,
             now,
-            expires_at: now + ttl as i64,
+            expires_at: now + ttl,
         },
     )?;
     Ok(format!(

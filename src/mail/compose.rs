@@ -112,7 +112,7 @@ fn compose(p: Parts<'_>) -> Composed {
 }
 
 /// "30 minutes", "3 days".
-pub fn duration(seconds: u64) -> String {
+pub fn duration(seconds: i64) -> String {
     let (n, unit) = match seconds {
         s if s % 86_400 == 0 => (s / 86_400, "day"),
         s if s % 3_600 == 0 => (s / 3_600, "hour"),
@@ -124,7 +124,7 @@ pub fn duration(seconds: u64) -> String {
 
 const REPORT: &str = "change your password at once, and end the sessions you do not recognise.";
 
-pub fn verify(name: &str, url: String, valid_for: u64, details: &Details) -> Composed {
+pub fn verify(name: &str, url: String, valid_for: i64, details: &Details) -> Composed {
     compose(Parts {
         heading: "confirm your email address",
         name,
@@ -141,7 +141,7 @@ pub fn verify(name: &str, url: String, valid_for: u64, details: &Details) -> Com
     })
 }
 
-pub fn reset(name: &str, url: String, valid_for: u64, details: &Details) -> Composed {
+pub fn reset(name: &str, url: String, valid_for: i64, details: &Details) -> Composed {
     compose(Parts {
         heading: "reset your password",
         name,
@@ -163,7 +163,7 @@ pub fn confirm_change(
     name: &str,
     new_address: &str,
     url: String,
-    valid_for: u64,
+    valid_for: i64,
     details: &Details,
 ) -> Composed {
     compose(Parts {

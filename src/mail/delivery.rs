@@ -183,6 +183,10 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
+    fn from() -> Mailbox {
+        settings::DEFAULT_FROM.parse().unwrap()
+    }
+
     fn mail() -> Mail {
         Mail {
             id: "6f1c2b1e-0000-4000-8000-000000000001".into(),
@@ -201,8 +205,7 @@ mod tests {
     fn without_smtp_a_mail_is_an_owner_only_eml_file() {
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("latchkey-mail");
-        let s =
-            settings::parse(None, None, Some(maildir.to_str().unwrap()), Path::new("x")).unwrap();
+        let s = settings::Settings::new(None, from(), Some(maildir.clone()), Path::new("x"));
         let answer = deliver(&s, &mail()).unwrap();
         let files: Vec<_> = fs::read_dir(&maildir)
             .unwrap()
@@ -235,7 +238,7 @@ mod tests {
     #[test]
     fn a_bad_recipient_is_a_permanent_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let s = settings::parse(None, None, dir.path().to_str(), Path::new("x")).unwrap();
+        let s = settings::Settings::new(None, from(), Some(dir.path().into()), Path::new("x"));
         let mut m = mail();
         m.to = "nobody".into();
         assert!(deliver(&s, &m).unwrap_err().permanent);

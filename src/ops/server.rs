@@ -2,18 +2,18 @@
 //! `listening on ADDR`, serve until SIGTERM or SIGINT, then drain and close.
 
 use crate::app::{App, Parts};
-use crate::config::Config;
+use crate::config::{Config, PublicUrl};
 use crate::db::{self, settings};
+use crate::domain::blocking::Blocking;
 use crate::domain::jwt_provider;
 use crate::domain::key_ring;
 use crate::domain::password::Hasher;
-use crate::error::ApiError;
 use crate::ops::background;
+use crate::ops::error::OpsError;
 use crate::ops::notify;
-use crate::transport::workers::Workers;
-use crate::transport::{self, Refusal, Stopper};
-use crate::web::router;
-use rouille::{Request, Response};
+use crate::transport::workers::{self, Workers};
+use crate::transport::{self, Stopper};
+use crate::web::service::{self, Service};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::io::Write;
@@ -21,59 +21,60 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Largest request body the connection layer reads. JSON routes refuse much
-/// less (`http::JSON_LIMIT`); this leaves room for a picture upload.
-fn max_body_bytes(config: &Config) -> usize {
-    config.max_image_bytes + 64 * 1024
-}
-
 /// Hashes waiting beyond the ones running: enough for a login burst from a
 /// few dozen clients, short enough that a flood gets a fast 503.
 const HASH_QUEUE_PER_CORE: usize = 8;
 
 /// Runs the service until a stop signal; `Ok` means a clean stop.
-pub fn run(mut config: Config) -> Result<(), String> {
+pub fn run(mut config: Config) -> Result<(), OpsError> {
     let started = Instant::now();
     jwt_provider::install_provider();
+    let opened = |error| OpsError::Open {
+        path: config.db.clone(),
+        error,
+    };
     // One connection per worker, plus one each for the three background
     // threads, so a long cleanup sweep never makes a request wait for one.
-    let pool = db::open(&config.db, config.threads as u32 + 3)
-        .map_err(|e| format!("opening {}: {e}", config.db.display()))?;
-    let mut conn = pool
-        .get()
-        .map_err(|e| format!("opening {}: {e}", config.db.display()))?;
-    db::migrate(&mut conn).map_err(|e| format!("{}: {e}", config.db.display()))?;
+    let connections = u32::try_from(config.threads().saturating_add(3)).unwrap_or(u32::MAX);
+    let pool = db::open(&config.db, connections).map_err(opened)?;
+    let mut conn = pool.get().map_err(|e| opened(db::OpenError::Pool(e)))?;
+    db::migrate(&mut conn).map_err(opened)?;
     let window = key_ring::window_for(config.access_ttl, config.leeway);
-    key_ring::record_window(&conn, window).map_err(|e| e.to_string())?;
-    let keys = key_ring::load(&mut conn, window).map_err(|e| e.to_string())?;
+    key_ring::record(&conn, window, config.jwks_max_age)?;
+    let keys = key_ring::load(&mut conn, window)?;
     let rotation_secret = db::write(&mut conn, |tx| {
         settings::secret(tx, settings::ROTATION_SECRET)
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     drop(conn);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let hasher = Hasher::new(cores, cores * HASH_QUEUE_PER_CORE);
+    // Slow work steps aside from its worker slot (see `transport::workers`).
+    let blocking = Blocking::new(|work| workers::step_aside(work));
+    let hasher = Hasher::new(cores, cores * HASH_QUEUE_PER_CORE).with_blocking(blocking);
     // Requests waiting on the hasher step aside from their worker slot; one
     // spare thread per hashing place keeps `threads` slots for everyone else.
-    let workers = Workers::new(config.threads, cores + cores * HASH_QUEUE_PER_CORE);
+    let workers = Workers::new(config.threads(), cores + cores * HASH_QUEUE_PER_CORE);
     let options = transport::Options {
         idle_timeout: config.idle_timeout,
         request_timeout: config.request_timeout,
         max_connections: config.max_connections,
-        max_body_bytes: max_body_bytes(&config),
+        body_bytes: service::BODY_LIMIT,
+        max_body_bytes: service::max_body_limit(config.max_image_bytes),
     };
-    let listener =
-        TcpListener::bind(config.listen).map_err(|e| format!("--listen {}: {e}", config.listen))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let stopper = Stopper::new(&listener).map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind(config.listen).map_err(|error| OpsError::Bind {
+        addr: config.listen,
+        error,
+    })?;
+    let address = listener.local_addr()?;
+    let stopper = Stopper::new(&listener)?;
     // Links in mails point at the bound address unless told otherwise.
     config
         .public_url
-        .get_or_insert_with(|| format!("http://{address}"));
-    let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|e| e.to_string())?;
+        .get_or_insert_with(|| PublicUrl(format!("http://{address}")));
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
     let parts = Parts {
         db: pool,
+        blocking,
         hasher,
         keys,
         rotation_secret,
@@ -102,7 +103,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
         "latchkey {} serving {} with {} workers (ready in {} ms)",
         env!("CARGO_PKG_VERSION"),
         app.config.db.display(),
-        app.config.threads,
+        app.config.threads(),
         started.elapsed().as_millis()
     );
 
@@ -112,30 +113,9 @@ pub fn run(mut config: Config) -> Result<(), String> {
     background.stop();
     watcher.1.close();
     let _ = watcher.0.join();
-    served.map_err(|e| format!("serving: {e}"))?;
+    served?;
     log::info!("stopped");
     Ok(())
-}
-
-/// The router, as the connection layer sees it.
-struct Service(Arc<App>);
-
-impl transport::Service for Service {
-    fn handle(&self, request: &Request) -> Response {
-        router::handle(&self.0, request)
-    }
-
-    fn refuse(&self, refusal: Refusal) -> Response {
-        let error = match refusal {
-            Refusal::BadRequest => ApiError::BadRequest,
-            Refusal::HeadersTooLarge => ApiError::HeadersTooLarge,
-            Refusal::PayloadTooLarge => ApiError::PayloadTooLarge,
-            Refusal::RequestTimeout => ApiError::RequestTimeout,
-            Refusal::Overloaded => ApiError::Overloaded,
-        };
-        log::info!(target: "latchkey::access", "- - {} refused by the connection layer", error.status());
-        router::error_response(&self.0, &error)
-    }
 }
 
 /// Tells systemd (`Type=notify`) about readiness and stopping; a no-op

@@ -5,12 +5,14 @@
 mod harness;
 
 mod account;
+mod body_limits;
 mod cli;
 mod concurrency;
 mod connections;
 mod crash;
 mod email_flows;
 mod errors;
+mod forwarded_for;
 mod hostile_tokens;
 mod jwt;
 mod keys;
@@ -26,4 +28,5 @@ mod refresh;
 mod rotation;
 mod sessions;
 mod signup;
+mod strict_http;
 mod throttling;

@@ -1,6 +1,5 @@
--- latchkey's whole current schema. Embedded in the binary and applied in one
--- transaction to an empty database; `db::migrate` sets PRAGMA user_version.
--- Times are integer Unix seconds; ids are UUID text; secrets are SHA-256 only.
+-- The schema of version 1, as released: kept only so a test can migrate a
+-- version-1 database and compare it with a fresh one (`db::tests`).
 
 CREATE TABLE users (
     id            TEXT PRIMARY KEY,

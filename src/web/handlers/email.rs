@@ -5,7 +5,8 @@
 use crate::app::App;
 use crate::clock;
 use crate::db::{self, users};
-use crate::domain::{email, throttle, validate};
+use crate::domain::throttle::Account;
+use crate::domain::{email, validate};
 use crate::error::ApiError;
 use crate::mail::compose::Details;
 use crate::web::auth;
@@ -15,12 +16,23 @@ use serde::{Deserialize, Serialize};
 
 /// When, from which address and with which device a request came, for mails.
 pub fn details(app: &App, request: &Request, now: i64) -> Details {
-    let address = throttle::client_address(
-        Some(request.remote_addr().ip()),
-        request.header("X-Forwarded-For"),
-        &app.config.trusted_proxies,
-    );
-    Details::new(now, address, http::user_agent(request).as_deref())
+    auth::client(app, request).details(now)
+}
+
+/// Counts a request that mails someone (per address typed and per client,
+/// existing account or not); 429 once either has used up its budget.
+fn count_mail_request(
+    app: &App,
+    request: &Request,
+    email_key: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let address = auth::client(app, request).address;
+    app.mail_requests
+        .attempt(Account::Email(email_key), address, now)
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?
+        .failed();
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -49,12 +61,7 @@ pub fn resend_verification(app: &App, request: &Request) -> Result<Response, Api
     let (caller, _) = auth::session_caller(app, request)?;
     let now = clock::now();
     let user = users::find(&*app.conn()?, &caller.user_id)?.ok_or(ApiError::TokenNotValid)?;
-    let key = email_key(&user.email);
-    let address = client(app, request);
-    if let Some(retry_after) = app.mail_requests.check(&key, address, now) {
-        return Err(ApiError::TooManyRequests { retry_after });
-    }
-    app.mail_requests.failed(&key, address, now);
+    count_mail_request(app, request, &validate::email_key(&user.email), now)?;
     if !user.email_verified {
         let details = details(app, request, now);
         db::write(&mut *app.conn()?, |tx| {
@@ -76,18 +83,6 @@ fn accepted() -> Response {
     http::json_response(202, &Empty {})
 }
 
-fn client(app: &App, request: &Request) -> Option<std::net::IpAddr> {
-    throttle::client_address(
-        Some(request.remote_addr().ip()),
-        request.header("X-Forwarded-For"),
-        &app.config.trusted_proxies,
-    )
-}
-
-fn email_key(address: &str) -> String {
-    validate::email(address).map_or_else(|_| address.trim().to_lowercase(), |e| e.key)
-}
-
 /// `POST /password/forgot/` `{"email"}` → 202 `{}`, always: the same answer,
 /// the same throttle and the same work (one insert; the sender thread looks
 /// the address up later) whether or not the address has an account.
@@ -98,11 +93,7 @@ pub fn forgot_password(app: &App, request: &Request) -> Result<Response, ApiErro
         .ok_or_else(|| ApiError::field("email", "is required"))?;
     let checked = validate::email(&address).map_err(|problem| ApiError::field("email", problem))?;
     let now = clock::now();
-    let client = client(app, request);
-    if let Some(retry_after) = app.mail_requests.check(&checked.key, client, now) {
-        return Err(ApiError::TooManyRequests { retry_after });
-    }
-    app.mail_requests.failed(&checked.key, client, now);
+    count_mail_request(app, request, &checked.key, now)?;
     let details = details(app, request, now);
     db::write(&mut *app.conn()?, |tx| {
         email::forgot(tx, &checked.key, &details, now)

@@ -258,3 +258,81 @@ pub fn notice_token_created(
     );
     mail::queue(conn, &user.email, m, now)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{add_test_user, outbox, test_connection};
+
+    fn links() -> Links {
+        Links {
+            public_url: "https://auth.example".into(),
+            verify_ttl: 100,
+            reset_ttl: 10,
+        }
+    }
+
+    /// The token in the newest queued mail's link to `page`.
+    fn mailed_token(conn: &Connection, page: &str) -> String {
+        let mail = outbox::due(conn, i64::MAX, 100)
+            .unwrap()
+            .pop()
+            .unwrap()
+            .mail;
+        let at = mail.text.find(&format!("{page}?token=")).unwrap() + page.len() + 7;
+        mail.text[at..at + 43].to_string()
+    }
+
+    fn user(conn: &Connection) -> users::User {
+        users::find(conn, "u1").unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_link_is_void_once_the_address_moved_on() {
+        let conn = test_connection();
+        add_test_user(&conn, "u1", "ada@example.com");
+        send_verification(&conn, &links(), &user(&conn), &Details::default(), 0).unwrap();
+        let token = mailed_token(&conn, page(Purpose::Verify));
+        conn.execute("UPDATE users SET email = 'bob@example.com'", [])
+            .unwrap();
+        assert!(matches!(
+            verify(&conn, &token, 1),
+            Err(ApiError::InvalidEmailToken)
+        ));
+    }
+
+    #[test]
+    fn a_link_works_until_it_expires() {
+        let conn = test_connection();
+        add_test_user(&conn, "u1", "ada@example.com");
+        send_verification(&conn, &links(), &user(&conn), &Details::default(), 0).unwrap();
+        let token = mailed_token(&conn, page(Purpose::Verify));
+        assert!(matches!(
+            verify(&conn, &token, 100),
+            Err(ApiError::InvalidEmailToken)
+        ));
+        send_verification(&conn, &links(), &user(&conn), &Details::default(), 0).unwrap();
+        let token = mailed_token(&conn, page(Purpose::Verify));
+        verify(&conn, &token, 99).unwrap();
+        assert!(user(&conn).email_verified);
+    }
+
+    #[test]
+    fn forgot_mails_only_an_existing_account() {
+        let mut conn = test_connection();
+        add_test_user(&conn, "u1", "ada@example.com");
+        forgot(&conn, "nobody@example.com", &Details::default(), 0).unwrap();
+        forgot(&conn, "ada@example.com", &Details::default(), 0).unwrap();
+        answer_all_forgot(&mut conn, &links(), &|| 5).unwrap();
+        let queued = outbox::due(&conn, i64::MAX, 100).unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].mail.to, "ada@example.com");
+        assert!(reset_requests::oldest(&conn, 10).unwrap().is_empty());
+        let token = mailed_token(&conn, page(Purpose::Reset));
+        assert!(
+            token
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+}

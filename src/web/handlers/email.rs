@@ -6,8 +6,9 @@ use crate::app::App;
 use crate::clock;
 use crate::db::{self, users};
 use crate::domain::throttle::Account;
+use crate::domain::validate::{Email, Fields};
 use crate::domain::{email, validate};
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldErrors};
 use crate::mail::compose::Details;
 use crate::web::auth;
 use crate::web::http;
@@ -40,15 +41,25 @@ pub struct TokenRequest {
     token: Option<String>,
 }
 
-fn token(body: TokenRequest) -> Result<String, ApiError> {
-    body.token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::field("token", "is required"))
+impl TokenRequest {
+    /// The link's token; whether it is any good, only spending it tells.
+    pub fn validate(self) -> Result<String, FieldErrors> {
+        let mut fields = Fields::default();
+        let token = fields.required("token", self.token.as_deref(), nonempty);
+        fields.finish(token)
+    }
+}
+
+fn nonempty(value: &str) -> Result<String, &'static str> {
+    match value {
+        "" => Err("is required"),
+        v => Ok(v.to_owned()),
+    }
 }
 
 /// `POST /email/verify/` `{"token"}` → 204: the address is verified.
 pub fn verify_email(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let token = token(http::json(request)?)?;
+    let token = http::json::<TokenRequest>(request)?.validate()?;
     db::write(&mut *app.conn()?, |tx| {
         email::verify(tx, &token, clock::now())
     })?;
@@ -76,6 +87,14 @@ pub struct ForgotPasswordRequest {
     email: Option<String>,
 }
 
+impl ForgotPasswordRequest {
+    pub fn validate(self) -> Result<Email, FieldErrors> {
+        let mut fields = Fields::default();
+        let email = fields.required("email", self.email.as_deref(), validate::email);
+        fields.finish(email)
+    }
+}
+
 #[derive(Serialize)]
 struct Empty {}
 
@@ -87,11 +106,7 @@ fn accepted() -> Response {
 /// the same throttle and the same work (one insert; the sender thread looks
 /// the address up later) whether or not the address has an account.
 pub fn forgot_password(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let body: ForgotPasswordRequest = http::json(request)?;
-    let address = body
-        .email
-        .ok_or_else(|| ApiError::field("email", "is required"))?;
-    let checked = validate::email(&address).map_err(|problem| ApiError::field("email", problem))?;
+    let checked = http::json::<ForgotPasswordRequest>(request)?.validate()?;
     let now = clock::now();
     count_mail_request(app, request, &checked.key, now)?;
     let details = details(app, request, now);
@@ -107,22 +122,21 @@ pub struct ResetPasswordRequest {
     new_password: Option<String>,
 }
 
+impl ResetPasswordRequest {
+    /// The token (checked when spent) and a new password by the sign-up rules.
+    pub fn validate(self) -> Result<(String, String), FieldErrors> {
+        let mut fields = Fields::default();
+        let token = fields.required("token", self.token.as_deref(), nonempty);
+        let password = fields.required("new_password", self.new_password.as_deref(), |p| {
+            validate::new_password(p).map(|()| p.to_owned())
+        });
+        fields.finish(token.zip(password))
+    }
+}
+
 /// `POST /password/reset/` `{"token", "new_password"}` → 204.
 pub fn reset_password(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let body: ResetPasswordRequest = http::json(request)?;
-    let mut fields = crate::error::FieldErrors::new();
-    if body.token.as_deref().is_none_or(str::is_empty) {
-        fields.insert("token", "is required");
-    }
-    match body.new_password.as_deref().map(validate::new_password) {
-        None => drop(fields.insert("new_password", "is required")),
-        Some(Err(problem)) => drop(fields.insert("new_password", problem)),
-        Some(Ok(())) => {}
-    }
-    let (Some(token), Some(password), true) = (body.token, body.new_password, fields.is_empty())
-    else {
-        return Err(ApiError::Validation(fields));
-    };
+    let (token, password) = http::json::<ResetPasswordRequest>(request)?.validate()?;
     reset_with(app, request, &token, &password)?;
     Ok(http::no_content())
 }
@@ -146,7 +160,7 @@ pub fn reset_with(
 /// `POST /email/confirm/` `{"token"}` → 204: the pending address becomes
 /// the account's.
 pub fn confirm_email(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let token = token(http::json(request)?)?;
+    let token = http::json::<TokenRequest>(request)?.validate()?;
     let now = clock::now();
     let details = details(app, request, now);
     db::write(&mut *app.conn()?, |tx| {

@@ -2,6 +2,7 @@
 //! connection pool, the schema and its migrations, and the write-transaction
 //! helper. One submodule per table, one function per statement.
 
+pub mod audit_events;
 pub mod backup;
 pub mod device_tokens;
 pub mod email_tokens;
@@ -32,7 +33,7 @@ pub use rusqlite::Error;
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
 /// Each leaves the database as `schema.sql` would make it (a test checks).
@@ -62,9 +63,11 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX device_tokens_by_user ON device_tokens (user_id);
      CREATE INDEX device_tokens_by_expiry ON device_tokens (expires_at);
      ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';",
-    // 3 → 4: mail — the outbox, link tokens, reset requests, and the users'
+    // 3 → 4: the audit log.
+    include_str!("migrations/4_audit_events.sql"),
+    // 4 → 5: mail — the outbox, link tokens, reset requests, and the users'
     // address state.
-    include_str!("migrations/004_mail.sql"),
+    include_str!("migrations/5_mail.sql"),
 ];
 
 /// The version whose migration changed the email key to NFKC + case fold;

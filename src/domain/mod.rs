@@ -4,10 +4,12 @@
 //! claims and signing keys, and the secrets latchkey makes.
 
 pub mod accounts;
+pub mod audit;
 pub mod blocking;
 pub mod email;
 pub mod ids;
 pub mod images;
+pub mod ip_net;
 pub mod jwt_provider;
 pub mod key_ring;
 pub mod keys;

@@ -35,6 +35,11 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TableLabel {
     table: &'static str,
 }
@@ -55,6 +60,8 @@ pub struct Metrics {
     issued: Family<KindLabel, Counter>,
     reuse: Counter,
     cleaned: Family<TableLabel, Counter>,
+    audit: Family<EventLabel, Counter>,
+    audit_suppressed: Family<EventLabel, Counter>,
     hash_queue: Gauge,
     mails: Family<OutcomeLabel, Counter>,
     mails_queued: Gauge,
@@ -76,6 +83,8 @@ impl Default for Metrics {
         let issued = Family::<KindLabel, Counter>::default();
         let reuse = Counter::default();
         let cleaned = Family::<TableLabel, Counter>::default();
+        let audit = Family::<EventLabel, Counter>::default();
+        let audit_suppressed = Family::<EventLabel, Counter>::default();
         let hash_queue = Gauge::default();
         let mails = Family::<OutcomeLabel, Counter>::default();
         let mails_queued = Gauge::default();
@@ -112,6 +121,16 @@ impl Default for Metrics {
             cleaned.clone(),
         );
         registry.register(
+            "audit_events",
+            "Audit events written, by event",
+            audit.clone(),
+        );
+        registry.register(
+            "audit_events_suppressed",
+            "Refused logins beyond the audit log's daily budget, not recorded, by event",
+            audit_suppressed.clone(),
+        );
+        registry.register(
             "password_hash_queue",
             "Password hashes running or waiting",
             hash_queue.clone(),
@@ -124,6 +143,8 @@ impl Default for Metrics {
             issued,
             reuse,
             cleaned,
+            audit,
+            audit_suppressed,
             hash_queue,
             mails,
             mails_queued,
@@ -176,6 +197,18 @@ impl Metrics {
         }
     }
 
+    /// An audit event was written (`domain::audit`; the label is its name).
+    pub fn audited(&self, event: &'static str) {
+        self.audit.get_or_create(&EventLabel { event }).inc();
+    }
+
+    /// A refused login was over the audit log's budget and not recorded.
+    pub fn audit_suppressed(&self, event: &'static str) {
+        self.audit_suppressed
+            .get_or_create(&EventLabel { event })
+            .inc();
+    }
+
     /// The exposition, with gauges read at scrape time.
     pub fn render(&self, hash_queue: usize, mails_queued: i64) -> String {
         self.hash_queue.set(hash_queue as i64);
@@ -203,6 +236,7 @@ mod tests {
         m.issued(Issued::Access);
         m.cleaned("refresh_tokens", 7);
         m.mails(2, 1);
+        m.audited("login_failed");
         let text = m.render(3, 4);
         for line in [
             r#"latchkey_mails_total{outcome="sent"} 2"#,
@@ -211,6 +245,10 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
+        assert!(
+            text.contains(r#"latchkey_audit_events_total{event="login_failed"} 1"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"latchkey_http_requests_total{route="log_in",status="200"} 1"#),
             "{text}"

@@ -6,7 +6,9 @@ use crate::app::App;
 use crate::db::email_tokens::Purpose;
 use crate::domain::ids;
 use crate::error::ApiError;
-use crate::web::handlers::{email, images, link_pages, ops, private_tokens, profile, session};
+use crate::web::handlers::{
+    audit, email, images, link_pages, ops, private_tokens, profile, session,
+};
 use crate::web::http;
 use rouille::{Request, Response};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -34,6 +36,7 @@ pub enum Route {
     DeleteProfileImage,
     ChangePassword,
     GetAvatar,
+    ListEvents,
     Jwks,
     Healthz,
     Metrics,
@@ -72,6 +75,7 @@ impl Route {
             Route::DeleteProfileImage => "delete_profile_image",
             Route::ChangePassword => "change_password",
             Route::GetAvatar => "get_avatar",
+            Route::ListEvents => "list_events",
             Route::Jwks => "jwks",
             Route::Healthz => "healthz",
             Route::Metrics => "metrics",
@@ -163,6 +167,7 @@ const TABLE: &[Entry] = &[
         &["GET"],
         &[("GET", Route::GetAvatar)],
     ),
+    entry("/account/events", &["GET"], &[("GET", Route::ListEvents)]),
     entry("/.well-known/jwks.json", &["GET"], &[("GET", Route::Jwks)]),
     entry("/healthz", &["GET"], &[("GET", Route::Healthz)]),
     entry("/metrics", &["GET"], &[("GET", Route::Metrics)]),
@@ -268,6 +273,7 @@ fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response,
         Route::DeleteProfileImage => images::delete_profile_image(app, request),
         Route::ChangePassword => profile::change_password(app, request),
         Route::GetAvatar => images::get_avatar(app, request, id),
+        Route::ListEvents => audit::list_events(app, request),
         Route::Jwks => ops::jwks(app, request),
         Route::Healthz => ops::healthz(app, request),
         Route::Metrics => ops::metrics(app, request),

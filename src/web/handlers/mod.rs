@@ -4,6 +4,7 @@
 //! respond with a typed view. No SQL here, and nothing of rouille below this
 //! layer.
 
+pub mod audit;
 pub mod email;
 pub mod images;
 pub mod link_pages;

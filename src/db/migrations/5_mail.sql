@@ -1,4 +1,4 @@
--- Version 3 → 4: the outbox, mailed-link tokens, and each user's address
+-- Version 4 → 5: the outbox, mailed-link tokens, and each user's address
 -- state. See schema.sql for what each holds.
 ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN pending_email TEXT;

@@ -17,6 +17,8 @@ pub enum ApiError {
     MalformedForm,
     Validation(FieldErrors),
     InvalidRefreshToken,
+    InvalidEmailToken,
+    EmailNotVerified,
     NotAuthenticated,
     TokenNotValid,
     TokenExpired,
@@ -52,13 +54,14 @@ impl ApiError {
             | ApiError::MalformedForm
             | ApiError::Validation(_)
             | ApiError::InvalidRefreshToken
+            | ApiError::InvalidEmailToken
             | ApiError::BadRequest
             | ApiError::HeadersTooLarge => 400,
             ApiError::NotAuthenticated
             | ApiError::TokenNotValid
             | ApiError::TokenExpired
             | ApiError::InvalidCredentials => 401,
-            ApiError::PermissionDenied => 403,
+            ApiError::PermissionDenied | ApiError::EmailNotVerified => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::RequestTimeout => 408,
@@ -76,6 +79,8 @@ impl ApiError {
             ApiError::InvalidJson | ApiError::MalformedForm => "invalid_json",
             ApiError::Validation(_) => "validation_error",
             ApiError::InvalidRefreshToken => "invalid_refresh_token",
+            ApiError::InvalidEmailToken => "invalid_email_token",
+            ApiError::EmailNotVerified => "email_not_verified",
             ApiError::NotAuthenticated => "not_authenticated",
             ApiError::TokenNotValid => "token_not_valid",
             ApiError::TokenExpired => "token_expired",
@@ -102,6 +107,12 @@ impl ApiError {
             ApiError::MalformedForm => "The request body is not valid multipart/form-data.",
             ApiError::Validation(_) => "Some fields are invalid; see `fields`.",
             ApiError::InvalidRefreshToken => "The refresh token is unknown, expired or revoked.",
+            ApiError::InvalidEmailToken => {
+                "The link is unknown, already used, replaced by a newer one, or expired."
+            }
+            ApiError::EmailNotVerified => {
+                "The account's email address is not verified yet; open the link mailed to it."
+            }
             ApiError::NotAuthenticated => {
                 "Authentication is required: send `Authorization: Bearer <token>`."
             }
@@ -133,7 +144,7 @@ impl ApiError {
                 "WWW-Authenticate",
                 "Bearer realm=\"latchkey\", error=\"invalid_token\"".into(),
             )],
-            ApiError::PermissionDenied => vec![(
+            ApiError::PermissionDenied | ApiError::EmailNotVerified => vec![(
                 "WWW-Authenticate",
                 "Bearer realm=\"latchkey\", error=\"insufficient_scope\"".into(),
             )],
@@ -146,6 +157,7 @@ impl ApiError {
             | ApiError::MalformedForm
             | ApiError::Validation(_)
             | ApiError::InvalidRefreshToken
+            | ApiError::InvalidEmailToken
             | ApiError::BadRequest
             | ApiError::HeadersTooLarge
             | ApiError::NotFound

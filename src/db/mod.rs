@@ -5,9 +5,12 @@
 pub mod audit_events;
 pub mod backup;
 pub mod device_tokens;
+pub mod email_tokens;
 pub mod images;
+pub mod outbox;
 pub mod private_tokens;
 pub mod refresh_tokens;
+pub mod reset_requests;
 pub mod sessions;
 pub mod settings;
 pub mod signing_keys;
@@ -62,7 +65,7 @@ impl From<r2d2::Error> for Error {
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
 /// Each leaves the database as `schema.sql` would make it (a test checks).
@@ -94,6 +97,9 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';",
     // 3 → 4: the audit log.
     include_str!("migrations/4_audit_events.sql"),
+    // 4 → 5: mail — the outbox, link tokens, reset requests, and the users'
+    // address state.
+    include_str!("migrations/5_mail.sql"),
 ];
 
 /// The version whose migration changed the email key to NFKC + case fold;

@@ -9,6 +9,7 @@ use crate::domain::audit::{self, Entry, Event};
 use crate::domain::key_ring::{self, KeyState};
 use crate::domain::password::Hasher;
 use crate::domain::validate;
+use crate::mail;
 use crate::ops::cleanup;
 use crate::ops::error::OpsError;
 use std::path::Path;
@@ -282,4 +283,30 @@ pub fn backup(path: &Path, dest: &Path) -> Result<(), OpsError> {
         println!("  {table}: {rows} rows");
     }
     Ok(())
+}
+
+/// `latchkey mail-test ADDR`: one mail through the configured delivery, at
+/// once (not through the outbox), printing the relay's answer or the file.
+pub fn mail_test(settings: &mail::settings::Settings, to: &str) -> Result<(), OpsError> {
+    let now = clock::now();
+    let composed = mail::compose::test(&mail::compose::Details::new(now, None, None));
+    let message = mail::Mail {
+        id: crate::domain::ids::uuid(),
+        to: to.to_string(),
+        subject: composed.subject,
+        text: composed.text,
+        html: composed.html,
+        created_at: now,
+    };
+    match mail::delivery::deliver(settings, &message) {
+        Ok(answer) => {
+            println!("sent to {to}: {answer}");
+            Ok(())
+        }
+        Err(failure) => Err(OpsError::Mail {
+            to: to.to_string(),
+            permanent: failure.permanent,
+            reason: failure.reason,
+        }),
+    }
 }

@@ -1,12 +1,13 @@
 //! Deleting what has expired: refresh tokens and sessions, device tokens,
-//! private tokens, audit events past `--audit-retention`, and signing keys
-//! past their retirement. Each batch is its own short
+//! private tokens, mailed-link tokens, failed mails kept for the operator,
+//! audit events past `--audit-retention`, and signing keys past their
+//! retirement. Each batch is its own short
 //! transaction, with a pause between batches so a request waiting to write
 //! gets the lock; a sweep of a million rows never holds it for long.
 
 use crate::db::{
-    self, Connection, audit_events, device_tokens, private_tokens, refresh_tokens, sessions,
-    signing_keys,
+    self, Connection, audit_events, device_tokens, email_tokens, outbox, private_tokens,
+    refresh_tokens, sessions, signing_keys,
 };
 use crate::domain::tokens::MAX_LEEWAY;
 use std::time::{Duration, Instant};
@@ -18,6 +19,10 @@ const BATCH: i64 = 500;
 /// handler retries after 1, 2, 5 … ms, so a waiting request gets in).
 const PAUSE: Duration = Duration::from_millis(10);
 
+/// A mail the sender gave up on stays in the outbox this long (without its
+/// body), so an operator can see what failed and why.
+pub const FAILED_MAIL_RETENTION: i64 = 30 * 86_400;
+
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Removed {
@@ -27,10 +32,12 @@ pub struct Removed {
     pub device_tokens: usize,
     pub signing_keys: usize,
     pub audit_events: usize,
+    pub email_tokens: usize,
+    pub outbox: usize,
 }
 
 impl Removed {
-    pub fn by_table(&self) -> [(&'static str, usize); 6] {
+    pub fn by_table(&self) -> [(&'static str, usize); 8] {
         [
             ("sessions", self.sessions),
             ("refresh_tokens", self.refresh_tokens),
@@ -38,6 +45,8 @@ impl Removed {
             ("device_tokens", self.device_tokens),
             ("signing_keys", self.signing_keys),
             ("audit_events", self.audit_events),
+            ("email_tokens", self.email_tokens),
+            ("outbox", self.outbox),
         ]
     }
 }
@@ -92,6 +101,13 @@ fn sweep_batches(
         )?,
         device_tokens: in_batches(conn, device_tokens::delete_expired, now, stop)?,
         signing_keys: 0,
+        email_tokens: in_batches(conn, email_tokens::delete_expired, now, stop)?,
+        outbox: in_batches(
+            conn,
+            outbox::delete_failed,
+            now - FAILED_MAIL_RETENTION,
+            stop,
+        )?,
     };
     if stop() {
         return Ok(removed);
@@ -145,7 +161,9 @@ mod tests {
              VALUES ('p-old', 'u1', 'a', 'k', 0, 10), ('p-grace', 'u1', 'b', 'k', 0, 90),
                     ('p-live', 'u1', 'c', 'k', 0, 9000);
              INSERT INTO audit_events (id, at, event, outcome)
-             VALUES ('a-old', 40, 'logout', 'success'), ('a-live', 41, 'logout', 'success');",
+             VALUES ('a-old', 40, 'logout', 'success'), ('a-live', 41, 'logout', 'success');
+             INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at)
+             VALUES (x'01', 'u1', 'reset', 'a@x.io', 0, 99), (x'02', 'u1', 'verify', 'a@x.io', 0, 101);",
         )
         .unwrap();
         for i in 0..1200u32 {
@@ -174,6 +192,8 @@ mod tests {
                 device_tokens: 1,
                 signing_keys: 0,
                 audit_events: 1,
+                email_tokens: 1,
+                outbox: 0,
             }
         );
         let left: i64 = conn

@@ -5,7 +5,9 @@
 //! layer.
 
 pub mod audit;
+pub mod email;
 pub mod images;
+pub mod link_pages;
 pub mod ops;
 pub mod private_tokens;
 pub mod profile;
@@ -20,6 +22,8 @@ use serde::Serialize;
 pub struct UserView {
     pub id: String,
     pub email: String,
+    pub email_verified: bool,
+    pub pending_email: Option<String>,
     pub name: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -33,6 +37,8 @@ impl From<User> for UserView {
         UserView {
             id: u.id,
             email: u.email,
+            email_verified: u.email_verified,
+            pending_email: u.pending_email,
             name: u.name,
             first_name: u.first_name,
             last_name: u.last_name,

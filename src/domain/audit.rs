@@ -16,6 +16,7 @@ use crate::db::{
 use crate::domain::accounts::Client;
 use crate::domain::{ids, throttle, validate};
 use crate::error::ApiError;
+use crate::locks::Unpoisoned;
 use ring::hmac;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -273,7 +274,7 @@ impl Default for FailureBudget {
 impl FailureBudget {
     /// Whether one more refused login may be recorded at `now`.
     pub fn take(&self, now: i64) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock().unpoisoned();
         let (tokens, last) = &mut *state;
         if *last != i64::MIN && now > *last {
             let rate = f64::from(FAILURES_PER_DAY) / 86_400.0;
@@ -321,7 +322,7 @@ impl ThrottleNotes {
     /// Whether this refusal is the first for its email and its network in
     /// the current window, and so worth an event; notes both either way.
     pub fn first(&self, email_key: &str, address: Option<IpAddr>, now: i64) -> bool {
-        let mut noted = self.noted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut noted = self.noted.lock().unpoisoned();
         let mut notes = vec![Note::Email(email_key.to_string())];
         notes.extend(address.map(|a| Note::Network(throttle::network_of(a))));
         let fresh = notes

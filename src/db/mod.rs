@@ -3,11 +3,14 @@
 //! helper. One submodule per table, one function per statement.
 
 pub mod images;
+pub mod mfa_tokens;
 pub mod private_tokens;
+pub mod recovery_codes;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod settings;
 pub mod signing_keys;
+pub mod totp_factors;
 pub mod users;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -22,11 +25,40 @@ pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
-/// Empty while version 1 is the only one that has been released.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[
+    // 1 → 2: the second factor (TOTP, recovery codes, the login's MFA step).
+    MFA_TABLES,
+];
+
+/// The second factor's tables, as in `schema.sql`.
+const MFA_TABLES: &str = "CREATE TABLE totp_factors (
+         user_id        TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+         secret         BLOB,
+         pending_secret BLOB,
+         last_step      INTEGER,
+         created_at     INTEGER NOT NULL,
+         confirmed_at   INTEGER
+     ) STRICT;
+     CREATE TABLE recovery_codes (
+         code_hash  BLOB PRIMARY KEY,
+         user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         created_at INTEGER NOT NULL
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX recovery_codes_by_user ON recovery_codes (user_id);
+     CREATE TABLE mfa_tokens (
+         token_hash BLOB PRIMARY KEY,
+         user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         address    TEXT,
+         device_token_hash BLOB,
+         failures   INTEGER NOT NULL DEFAULT 0,
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX mfa_tokens_by_user ON mfa_tokens (user_id);
+     CREATE INDEX mfa_tokens_by_expiry ON mfa_tokens (expires_at);";
 
 /// Why the database could not be used.
 #[derive(Debug)]

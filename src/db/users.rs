@@ -14,6 +14,8 @@ pub struct User {
     pub updated_at: i64,
     /// The profile picture's id, if there is one.
     pub image_id: Option<String>,
+    /// Whether a second factor is on.
+    pub mfa_enabled: bool,
 }
 
 /// The name fields, as stored.
@@ -29,7 +31,8 @@ pub struct Names {
 pub struct EmailTaken;
 
 const SELECT: &str = "SELECT u.id, u.email, u.password_hash, u.name, u.first_name, u.last_name,
-       u.created_at, u.updated_at, i.id
+       u.created_at, u.updated_at, i.id,
+       EXISTS (SELECT 1 FROM totp_factors t WHERE t.user_id = u.id AND t.secret IS NOT NULL)
 FROM users u LEFT JOIN images i ON i.user_id = u.id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
@@ -43,6 +46,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
         image_id: r.get(8)?,
+        mfa_enabled: r.get(9)?,
     })
 }
 

@@ -20,6 +20,7 @@ USAGE:
     latchkey users delete EMAIL       delete a user and everything they own
     latchkey users set-password EMAIL set a password read from standard input;
                                       ends the user's sessions
+    latchkey users mfa-off EMAIL      turn off a user's lost second factor
     latchkey cleanup                  one cleanup pass, printing what it removed
     latchkey backup DEST              a consistent online copy of the database
     latchkey --help | --version
@@ -69,6 +70,7 @@ pub enum Command {
     UsersList { raw: Raw, json: bool },
     UsersDelete { raw: Raw, email: String },
     UsersSetPassword { raw: Raw, email: String },
+    UsersMfaOff { raw: Raw, email: String },
     Cleanup(Raw),
     Backup { raw: Raw, dest: String },
 }
@@ -227,10 +229,14 @@ pub fn parse(
                     raw,
                     email: free(args, "EMAIL")?,
                 },
+                Some("mfa-off") => Command::UsersMfaOff {
+                    raw,
+                    email: free(args, "EMAIL")?,
+                },
                 Some(other) => return Err(UsageError(format!("unknown users command '{other}'"))),
                 None => {
                     return Err(UsageError(
-                        "users needs 'list', 'delete' or 'set-password'".into(),
+                        "users needs 'list', 'delete', 'set-password' or 'mfa-off'".into(),
                     ));
                 }
             }

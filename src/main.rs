@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         Command::UsersSetPassword { raw, email } => {
             admin::users_set_password(&config::db_path(&raw), &email)
         }
+        Command::UsersMfaOff { raw, email } => admin::users_mfa_off(&config::db_path(&raw), &email),
         Command::Cleanup(raw) => admin::cleanup(&config::db_path(&raw)),
         Command::Backup { raw, dest } => admin::backup(&config::db_path(&raw), Path::new(&dest)),
     };

@@ -4,9 +4,9 @@
 
 use crate::clock;
 use crate::db::{self, Pool, sessions, signing_keys, users};
-use crate::domain::key_ring;
 use crate::domain::password::Hasher;
 use crate::domain::validate;
+use crate::domain::{key_ring, mfa};
 use crate::ops::cleanup;
 use std::path::Path;
 
@@ -152,6 +152,24 @@ pub fn users_set_password(path: &Path, email: &str) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     println!("password set for {}; {ended} session(s) ended", user.email);
+    Ok(())
+}
+
+/// `latchkey users mfa-off EMAIL`: an operator's answer to a user who lost
+/// both their authenticator and their recovery codes (after checking who
+/// they are by other means). The factor, its recovery codes and any pending
+/// second login step go; the password stays.
+pub fn users_mfa_off(path: &Path, email: &str) -> Result<(), String> {
+    let pool = open(path)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let user = find_user(&conn, email)?;
+    let was_on =
+        db::write(&mut conn, |tx| mfa::turn_off(tx, &user.id)).map_err(|e| e.to_string())?;
+    if was_on {
+        println!("second factor turned off for {}", user.email);
+    } else {
+        println!("{} had no second factor", user.email);
+    }
     Ok(())
 }
 

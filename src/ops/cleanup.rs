@@ -1,7 +1,8 @@
 //! Deleting what has expired: refresh tokens and sessions, private tokens,
-//! and signing keys past their retirement. Each batch is its own short
-//! transaction, with a pause between batches so a request waiting to write
-//! gets the lock; a sweep of a million rows never holds it for long.
+//! the second steps of logins, and signing keys past their retirement. Each
+//! batch is its own short transaction, with a pause between batches so a
+//! request waiting to write gets the lock; a sweep of a million rows never
+//! holds it for long.
 
 use crate::db::{self, signing_keys};
 use rusqlite::{Connection, params};
@@ -25,15 +26,17 @@ pub struct Removed {
     pub refresh_tokens: usize,
     pub private_tokens: usize,
     pub signing_keys: usize,
+    pub mfa_tokens: usize,
 }
 
 impl Removed {
-    pub fn by_table(&self) -> [(&'static str, usize); 4] {
+    pub fn by_table(&self) -> [(&'static str, usize); 5] {
         [
             ("sessions", self.sessions),
             ("refresh_tokens", self.refresh_tokens),
             ("private_tokens", self.private_tokens),
             ("signing_keys", self.signing_keys),
+            ("mfa_tokens", self.mfa_tokens),
         ]
     }
 }
@@ -67,11 +70,14 @@ fn sweep_batches(
         (SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)";
     const PRIVATE: &str = "DELETE FROM private_tokens WHERE id IN
         (SELECT id FROM private_tokens WHERE expires_at <= ?1 LIMIT ?2)";
+    const MFA: &str = "DELETE FROM mfa_tokens WHERE token_hash IN
+        (SELECT token_hash FROM mfa_tokens WHERE expires_at <= ?1 LIMIT ?2)";
     let mut removed = Removed {
         refresh_tokens: in_batches(conn, REFRESH, now, stop)?,
         sessions: in_batches(conn, SESSIONS, now, stop)?,
         private_tokens: in_batches(conn, PRIVATE, now - MAX_LEEWAY, stop)?,
         signing_keys: 0,
+        mfa_tokens: in_batches(conn, MFA, now, stop)?,
     };
     if stop() {
         return Ok(removed);
@@ -119,7 +125,9 @@ mod tests {
              VALUES ('old', 'u1', 0, 0, 50), ('live', 'u1', 0, 0, 5000);
              INSERT INTO private_tokens (id, user_id, name, kid, created_at, expires_at)
              VALUES ('p-old', 'u1', 'a', 'k', 0, 10), ('p-grace', 'u1', 'b', 'k', 0, 90),
-                    ('p-live', 'u1', 'c', 'k', 0, 9000);",
+                    ('p-live', 'u1', 'c', 'k', 0, 9000);
+             INSERT INTO mfa_tokens (token_hash, user_id, created_at, expires_at)
+             VALUES (X'01', 'u1', 0, 100), (X'02', 'u1', 0, 101);",
         )
         .unwrap();
         for i in 0..1200u32 {
@@ -142,7 +150,8 @@ mod tests {
                 sessions: 1,
                 refresh_tokens: 600,
                 private_tokens: 1,
-                signing_keys: 0
+                signing_keys: 0,
+                mfa_tokens: 1,
             }
         );
         let left: i64 = conn

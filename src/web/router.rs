@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::domain::ids;
 use crate::error::ApiError;
-use crate::web::handlers::{images, ops, private_tokens, profile, session};
+use crate::web::handlers::{images, mfa, ops, private_tokens, profile, session};
 use crate::web::http;
 use rouille::{Request, Response};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -16,6 +16,7 @@ use std::time::Instant;
 pub enum Route {
     SignUp,
     LogIn,
+    LogInMfa,
     Refresh,
     LogOut,
     LogOutAll,
@@ -32,6 +33,10 @@ pub enum Route {
     DeleteProfile,
     DeleteProfileImage,
     ChangePassword,
+    EnrolTotp,
+    ConfirmTotp,
+    DeleteTotp,
+    RegenerateRecoveryCodes,
     GetAvatar,
     Jwks,
     Healthz,
@@ -45,6 +50,7 @@ impl Route {
         match self {
             Route::SignUp => "sign_up",
             Route::LogIn => "log_in",
+            Route::LogInMfa => "log_in_mfa",
             Route::Refresh => "refresh",
             Route::LogOut => "log_out",
             Route::LogOutAll => "log_out_all",
@@ -61,6 +67,10 @@ impl Route {
             Route::DeleteProfile => "delete_profile",
             Route::DeleteProfileImage => "delete_profile_image",
             Route::ChangePassword => "change_password",
+            Route::EnrolTotp => "enrol_totp",
+            Route::ConfirmTotp => "confirm_totp",
+            Route::DeleteTotp => "delete_totp",
+            Route::RegenerateRecoveryCodes => "regenerate_recovery_codes",
             Route::GetAvatar => "get_avatar",
             Route::Jwks => "jwks",
             Route::Healthz => "healthz",
@@ -96,6 +106,8 @@ const TABLE: &[Entry] = &[
     entry("/api/auth/register", POST, &[("POST", Route::SignUp)]),
     entry("/login", POST, &[("POST", Route::LogIn)]),
     entry("/api/auth/login", POST, &[("POST", Route::LogIn)]),
+    entry("/login/mfa", POST, &[("POST", Route::LogInMfa)]),
+    entry("/api/auth/login/mfa", POST, &[("POST", Route::LogInMfa)]),
     entry("/refresh", POST, &[("POST", Route::Refresh)]),
     entry("/api/auth/refresh", POST, &[("POST", Route::Refresh)]),
     entry("/logout", POST, &[("POST", Route::LogOut)]),
@@ -136,6 +148,17 @@ const TABLE: &[Entry] = &[
         &[("DELETE", Route::DeleteProfileImage)],
     ),
     entry("/password", POST, &[("POST", Route::ChangePassword)]),
+    entry(
+        "/mfa/totp",
+        &["POST", "DELETE"],
+        &[("POST", Route::EnrolTotp), ("DELETE", Route::DeleteTotp)],
+    ),
+    entry("/mfa/totp/confirm", POST, &[("POST", Route::ConfirmTotp)]),
+    entry(
+        "/mfa/recovery-codes",
+        POST,
+        &[("POST", Route::RegenerateRecoveryCodes)],
+    ),
     entry(
         "/media/avatars/{id}",
         &["GET"],
@@ -196,6 +219,7 @@ fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response,
     match matched.route {
         Route::SignUp => session::sign_up(app, request),
         Route::LogIn => session::log_in(app, request),
+        Route::LogInMfa => mfa::log_in_mfa(app, request),
         Route::Refresh => session::refresh(app, request),
         Route::LogOut => session::log_out(app, request),
         Route::LogOutAll => session::log_out_all(app, request),
@@ -212,6 +236,10 @@ fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response,
         Route::DeleteProfile => profile::delete_profile(app, request),
         Route::DeleteProfileImage => images::delete_profile_image(app, request),
         Route::ChangePassword => profile::change_password(app, request),
+        Route::EnrolTotp => mfa::enrol_totp(app, request),
+        Route::ConfirmTotp => mfa::confirm_totp(app, request),
+        Route::DeleteTotp => mfa::delete_totp(app, request),
+        Route::RegenerateRecoveryCodes => mfa::regenerate_recovery_codes(app, request),
         Route::GetAvatar => images::get_avatar(app, request, id),
         Route::Jwks => ops::jwks(app, request),
         Route::Healthz => ops::healthz(app, request),

@@ -3,6 +3,7 @@
 //! view. No SQL here, and nothing of rouille below this layer.
 
 pub mod images;
+pub mod mfa;
 pub mod ops;
 pub mod private_tokens;
 pub mod profile;
@@ -33,6 +34,7 @@ pub fn checked(
 pub struct UserView {
     pub id: String,
     pub email: String,
+    pub mfa_enabled: bool,
     pub name: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -46,6 +48,7 @@ impl From<User> for UserView {
         UserView {
             id: u.id,
             email: u.email,
+            mfa_enabled: u.mfa_enabled,
             name: u.name,
             first_name: u.first_name,
             last_name: u.last_name,

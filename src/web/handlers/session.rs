@@ -11,7 +11,7 @@ use crate::domain::validate;
 use crate::error::{ApiError, FieldErrors};
 use crate::ops::metrics::Issued;
 use crate::web::auth;
-use crate::web::handlers::{UserView, checked};
+use crate::web::handlers::{UserView, checked, mfa};
 use crate::web::http;
 use rouille::{Request, Response};
 use serde::{Deserialize, Serialize};
@@ -179,7 +179,18 @@ pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
     } else {
         None
     };
+    if let Some(hash) = &rehash {
+        db::write(&mut *app.conn()?, |tx| {
+            users::update_password_hash(tx, &user.id, hash)
+        })?;
+    }
+    // The factor's second step: no session until it is done.
+    mfa::require_second_step(app, request, &user)?;
+    open_session(app, request, user)
+}
 
+/// Opens a session for `user`, who has just proved who they are: the login answer.
+pub fn open_session(app: &App, request: &Request, user: users::User) -> Result<Response, ApiError> {
     let now = clock::now();
     let session_id = ids::uuid();
     let refresh = Secret::generate();
@@ -195,9 +206,6 @@ pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
         };
         sessions::insert(tx, &session)?;
         refresh_tokens::insert(tx, &refresh.hash(), &session_id, now, now + refresh_ttl)?;
-        if let Some(hash) = &rehash {
-            users::update_password_hash(tx, &user.id, hash)?;
-        }
         Ok::<_, ApiError>(())
     })?;
     let access_token = auth::access_token(app, &user.id, &session_id);

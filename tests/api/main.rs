@@ -16,6 +16,7 @@ mod keys;
 mod limits;
 mod login;
 mod logout;
+mod mfa;
 mod operations;
 mod pictures;
 mod private_tokens;

@@ -14,6 +14,7 @@ pub mod pictures;
 pub mod resilience;
 pub mod server;
 pub mod tokens;
+pub mod totp;
 
 pub use domain::*;
 pub use http::{Conn, Request, Response};

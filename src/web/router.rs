@@ -107,7 +107,6 @@ const TABLE: &[Entry] = &[
     entry("/login", POST, &[("POST", Route::LogIn)]),
     entry("/api/auth/login", POST, &[("POST", Route::LogIn)]),
     entry("/login/mfa", POST, &[("POST", Route::LogInMfa)]),
-    entry("/api/auth/login/mfa", POST, &[("POST", Route::LogInMfa)]),
     entry("/refresh", POST, &[("POST", Route::Refresh)]),
     entry("/api/auth/refresh", POST, &[("POST", Route::Refresh)]),
     entry("/logout", POST, &[("POST", Route::LogOut)]),

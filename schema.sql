@@ -59,13 +59,16 @@ CREATE INDEX private_tokens_by_user ON private_tokens (user_id);
 CREATE INDEX private_tokens_by_expiry ON private_tokens (expires_at);
 CREATE INDEX private_tokens_by_kid ON private_tokens (kid, expires_at);
 
--- Ed25519 signing keys. The newest row with `retired_at` NULL signs. A retired
--- key stays published until the latest expiry of anything it signed: access
--- tokens (`retired_at` + the access window in `settings`) and private tokens.
+-- Ed25519 signing keys. A key is published from its creation and signs from
+-- `signs_at` (once verifiers caching the JWKS hold it) until `retired_at` (its
+-- successor's `signs_at`). A retired key stays published until the latest
+-- expiry of anything it signed: access tokens (`retired_at` + the access
+-- window in `settings`) and private tokens. A revoked key is deleted.
 CREATE TABLE signing_keys (
     kid           TEXT PRIMARY KEY,
     private_pkcs8 BLOB NOT NULL,
     created_at    INTEGER NOT NULL,
+    signs_at      INTEGER NOT NULL,
     retired_at    INTEGER
 ) STRICT;
 
@@ -80,7 +83,8 @@ CREATE TABLE images (
     created_at   INTEGER NOT NULL
 ) STRICT;
 
--- Small named values: the refresh-rotation secret, the service's access window.
+-- Small named values: the refresh-rotation secret, the service's access window
+-- and JWKS cache lifetime.
 CREATE TABLE settings (
     name  TEXT PRIMARY KEY,
     value ANY NOT NULL

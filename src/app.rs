@@ -50,7 +50,7 @@ impl App {
     pub fn new(config: Config, parts: Parts) -> App {
         let expect = Expectations {
             issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
+            audience: config.audience().to_string(),
             leeway: config.leeway,
         };
         let throttle = Throttle::new(config.login_max_failures, config.login_window);

@@ -15,7 +15,8 @@ mod ops;
 mod transport;
 mod web;
 
-use cli::Command;
+use cli::{Command, Raw, UsageError};
+use ops::error::OpsError;
 use ops::{admin, server};
 use std::path::Path;
 use std::process::ExitCode;
@@ -30,33 +31,36 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = match command {
+    // Outer `Err`: a bad value (exit 2); inner: the command failed (exit 1).
+    let outcome: Result<Result<(), OpsError>, UsageError> = match command {
         Command::Help => {
-            print!("{}", cli::USAGE);
-            Ok(())
+            print!("{}", cli::usage());
+            Ok(Ok(()))
         }
         Command::Version => {
             println!("latchkey {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
+            Ok(Ok(()))
         }
-        Command::Serve(raw) => match config::Config::from_raw(&raw) {
-            Ok(config) => server::run(config),
-            Err(e) => {
-                eprintln!("latchkey: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        Command::Migrate(raw) => admin::migrate(&config::db_path(&raw)),
-        Command::KeysList(raw) => admin::keys_list(&config::db_path(&raw)),
-        Command::KeysRotate(raw) => admin::keys_rotate(&config::db_path(&raw)),
-        Command::UsersList { raw, json } => admin::users_list(&config::db_path(&raw), json),
-        Command::UsersDelete { raw, email } => admin::users_delete(&config::db_path(&raw), &email),
+        Command::Serve(raw) => config::Config::from_raw(&raw).map(server::run),
+        Command::Migrate(raw) => with_db(&raw, admin::migrate),
+        Command::KeysList(raw) => with_db(&raw, admin::keys_list),
+        Command::KeysRotate { raw, now } => with_db(&raw, |db| admin::keys_rotate(db, now)),
+        Command::KeysRevoke { raw, kid } => with_db(&raw, |db| admin::keys_revoke(db, &kid)),
+        Command::UsersList { raw, json } => with_db(&raw, |db| admin::users_list(db, json)),
+        Command::UsersDelete { raw, email } => with_db(&raw, |db| admin::users_delete(db, &email)),
         Command::UsersSetPassword { raw, email } => {
-            admin::users_set_password(&config::db_path(&raw), &email)
+            with_db(&raw, |db| admin::users_set_password(db, &email))
         }
-        Command::UsersMfaOff { raw, email } => admin::users_mfa_off(&config::db_path(&raw), &email),
-        Command::Cleanup(raw) => admin::cleanup(&config::db_path(&raw)),
-        Command::Backup { raw, dest } => admin::backup(&config::db_path(&raw), Path::new(&dest)),
+        Command::UsersMfaOff { raw, email } => with_db(&raw, |db| admin::users_mfa_off(db, &email)),
+        Command::Cleanup(raw) => with_db(&raw, admin::cleanup),
+        Command::Backup { raw, dest } => with_db(&raw, |db| admin::backup(db, Path::new(&dest))),
+    };
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("latchkey: {e}");
+            return ExitCode::from(2);
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,4 +69,12 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Runs a subcommand on the database that `--db` names.
+fn with_db(
+    raw: &Raw,
+    command: impl FnOnce(&Path) -> Result<(), OpsError>,
+) -> Result<Result<(), OpsError>, UsageError> {
+    config::db_path(raw).map(|db| command(&db))
 }

@@ -80,6 +80,15 @@ pub fn delete_all_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<
         .execute([user_id])
 }
 
+/// Cleanup: at most `limit` tokens expired by `before`.
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM mfa_tokens WHERE token_hash IN
+         (SELECT token_hash FROM mfa_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

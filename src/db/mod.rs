@@ -2,6 +2,7 @@
 //! connection pool, the schema and its migrations, and the write-transaction
 //! helper. One submodule per table, one function per statement.
 
+pub mod backup;
 pub mod images;
 pub mod mfa_tokens;
 pub mod private_tokens;
@@ -14,7 +15,7 @@ pub mod totp_factors;
 pub mod users;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Transaction, TransactionBehavior};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -22,14 +23,33 @@ use std::time::Duration;
 
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 
+/// A database connection, for code above `db` that passes one along.
+pub use rusqlite::Connection;
+
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
+/// Each leaves the database as `schema.sql` would make it (a test checks).
 const MIGRATIONS: &[&str] = &[
-    // 1 → 2: the second factor (TOTP, recovery codes, the login's MFA step).
+    // 1 → 2: a key signs from `signs_at`, so a new key can be published
+    // before it signs. Existing keys signed from their creation. (A rebuild,
+    // since ADD COLUMN cannot add a NOT NULL column without a default.)
+    "CREATE TABLE signing_keys_v2 (
+         kid           TEXT PRIMARY KEY,
+         private_pkcs8 BLOB NOT NULL,
+         created_at    INTEGER NOT NULL,
+         signs_at      INTEGER NOT NULL,
+         retired_at    INTEGER
+     ) STRICT;
+     INSERT INTO signing_keys_v2 (kid, private_pkcs8, created_at, signs_at, retired_at)
+         SELECT kid, private_pkcs8, created_at, created_at, retired_at
+         FROM signing_keys ORDER BY rowid;
+     DROP TABLE signing_keys;
+     ALTER TABLE signing_keys_v2 RENAME TO signing_keys;",
+    // 2 → 3: the second factor (TOTP, recovery codes, the login's MFA step).
     MFA_TABLES,
 ];
 
@@ -186,6 +206,87 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    /// Tables, columns, indexes and STRICT-ness of a database.
+    fn shape(conn: &Connection) -> Vec<String> {
+        let mut out = Vec::new();
+        let tables: Vec<(String, String, i64)> = conn
+            .prepare("SELECT name, type, strict FROM pragma_table_list WHERE schema = 'main' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (table, kind, strict) in tables {
+            out.push(format!("{kind} {table} strict={strict}"));
+            let columns = conn
+                .prepare("SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)")
+                .unwrap()
+                .query_map([&table], |r| {
+                    Ok(format!(
+                        "  {} {} {} {} {:?} {}",
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, i64>(5)?
+                    ))
+                })
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            out.extend(columns);
+        }
+        let indexes = conn
+            .prepare(
+                "SELECT tbl_name, name, sql FROM sqlite_schema WHERE type = 'index' ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok(format!(
+                    "index {} {} {:?}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?
+                ))
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        out.extend(indexes);
+        out
+    }
+
+    #[test]
+    fn a_migrated_database_equals_a_fresh_one() {
+        let fresh = test_connection();
+        let mut old = Connection::open_in_memory().unwrap();
+        configure(&mut old).unwrap();
+        old.execute_batch(include_str!("schema_v1.sql")).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute_batch(
+            "INSERT INTO signing_keys (kid, private_pkcs8, created_at, retired_at)
+             VALUES ('old', x'00', 1, 10), ('new', x'01', 10, NULL);",
+        )
+        .unwrap();
+        migrate(&mut old).unwrap();
+        assert_eq!(shape(&old), shape(&fresh));
+        let keys: Vec<(String, i64, Option<i64>)> = old
+            .prepare("SELECT kid, signs_at, retired_at FROM signing_keys ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            keys,
+            [
+                ("old".to_string(), 1, Some(10)),
+                ("new".to_string(), 10, None)
+            ]
+        );
     }
 
     #[test]

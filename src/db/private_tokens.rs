@@ -92,6 +92,16 @@ pub fn touch(conn: &Connection, id: &str, at: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Deletes at most `limit` private tokens that expired at or before `before`, for
+/// the cleanup sweep's small batches; returns how many went.
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM private_tokens WHERE id IN
+         (SELECT id FROM private_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

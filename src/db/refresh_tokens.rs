@@ -153,6 +153,16 @@ pub fn refresh(
     }
 }
 
+/// Deletes at most `limit` refresh tokens that expired at or before `before`, for
+/// the cleanup sweep's small batches; returns how many went.
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM refresh_tokens WHERE token_hash IN
+         (SELECT token_hash FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
+}
+
 /// Live (current, unexpired) refresh tokens of a session.
 #[cfg(test)]
 pub fn live_count(conn: &Connection, session_id: &str, now: i64) -> rusqlite::Result<i64> {

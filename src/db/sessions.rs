@@ -101,6 +101,16 @@ pub fn delete_all_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<
         .execute([user_id])
 }
 
+/// Deletes at most `limit` sessions that expired at or before `before`, for
+/// the cleanup sweep's small batches; returns how many went.
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM sessions WHERE id IN
+         (SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,9 @@ pub const ROTATION_SECRET: &str = "refresh_rotation_secret";
 /// The access window of the last service started: how long after a key's
 /// retirement its access tokens may live (see `signing_keys::Window`).
 pub const ACCESS_WINDOW: &str = "access_window";
+/// The `--jwks-max-age` of the last service started: how long `keys rotate`
+/// lets a new key be published before it signs.
+pub const JWKS_MAX_AGE: &str = "jwks_max_age";
 
 pub fn get_i64(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")?

@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn cached_signer_gives_the_same_valid_signature_every_time() {
-        let key = SigningKey::generate(0).unwrap();
+        let key = SigningKey::generate().unwrap();
         let encoding = EncodingKey::from_ed_der(key.pkcs8.expose());
         let message = b"header.payload";
         // Ed25519 is deterministic, so a cache hit and a miss must agree.
@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn cache_holds_one_entry_per_key_and_stays_bounded() {
         let keys: Vec<SigningKey> = (0..CACHE_CAPACITY * 2 + 1)
-            .map(|_| SigningKey::generate(0).unwrap())
+            .map(|_| SigningKey::generate().unwrap())
             .collect();
         for key in &keys {
             let a = key_pair(key.pkcs8.expose()).unwrap();
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn other_algorithms_and_families_are_errors() {
-        let key = SigningKey::generate(0).unwrap();
+        let key = SigningKey::generate().unwrap();
         let ed_encoding = EncodingKey::from_ed_der(key.pkcs8.expose());
         let ed_decoding = DecodingKey::from_ed_der(&key.public);
         let hmac_encoding = EncodingKey::from_secret(&key.public);
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn key_utils_answer_without_panicking() {
-        let key = SigningKey::generate(0).unwrap();
+        let key = SigningKey::generate().unwrap();
         let utils = &PROVIDER.key_utils;
         assert_eq!(
             (utils.ed_pub_components_from_private_key)(key.pkcs8.expose(), &EllipticCurve::Ed25519)

@@ -20,16 +20,16 @@ const MAX_KID_LEN: usize = 64;
 /// struct that gets logged. The bytes are not zeroed on drop: ring's own key
 /// pairs are not either, and doing it reliably needs `unsafe` or another crate.
 #[derive(Clone)]
-pub struct Secret(Vec<u8>);
+pub struct KeyMaterial(Vec<u8>);
 
-impl Secret {
+impl KeyMaterial {
     /// The raw bytes, for storing them (in the database, never a log).
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
 }
 
-impl fmt::Debug for Secret {
+impl fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
@@ -65,11 +65,9 @@ pub struct SigningKey {
     /// Key id placed in token headers and the JWKS.
     pub kid: String,
     /// PKCS#8 v2 document (seed and public key).
-    pub pkcs8: Secret,
+    pub pkcs8: KeyMaterial,
     /// Raw 32-byte public key (RFC 8032), the JWK `x`.
     pub public: [u8; 32],
-    /// Unix time the key was made.
-    pub created_at: i64,
 }
 
 impl SigningKey {
@@ -79,15 +77,14 @@ impl SigningKey {
     /// `{"crv":"Ed25519","kty":"OKP","x":…}`, base64url, 43 characters):
     /// derived rather than random so that it names exactly one public key and
     /// a verifier can check the pairing itself.
-    pub fn generate(now: i64) -> Result<SigningKey, KeyError> {
+    pub fn generate() -> Result<SigningKey, KeyError> {
         let rng = SystemRandom::new();
         let document = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Random)?;
         let public = public_key_of(document.as_ref())?;
         Ok(SigningKey {
             kid: thumbprint(&public),
-            pkcs8: Secret(document.as_ref().to_vec()),
+            pkcs8: KeyMaterial(document.as_ref().to_vec()),
             public,
-            created_at: now,
         })
     }
 
@@ -96,20 +93,15 @@ impl SigningKey {
     /// the two halves cannot disagree. The `kid` is kept as stored (it need
     /// not be a thumbprint) but must be plain base64url characters, so an
     /// odd id can never reach a header or a URL.
-    pub fn from_parts(
-        kid: String,
-        pkcs8: Vec<u8>,
-        created_at: i64,
-    ) -> Result<SigningKey, KeyError> {
+    pub fn from_parts(kid: String, pkcs8: Vec<u8>) -> Result<SigningKey, KeyError> {
         if !is_valid_kid(&kid) {
             return Err(KeyError::InvalidKid);
         }
         let public = public_key_of(&pkcs8)?;
         Ok(SigningKey {
             kid,
-            pkcs8: Secret(pkcs8),
+            pkcs8: KeyMaterial(pkcs8),
             public,
-            created_at,
         })
     }
 
@@ -272,35 +264,32 @@ mod tests {
 
     #[test]
     fn generated_key_round_trips_through_its_parts() {
-        let key = SigningKey::generate(1_700_000_000).unwrap();
+        let key = SigningKey::generate().unwrap();
         assert_eq!(key.kid, thumbprint(&key.public));
         assert_eq!(key.kid.len(), 43);
-        let again =
-            SigningKey::from_parts(key.kid.clone(), key.pkcs8.expose().to_vec(), key.created_at)
-                .unwrap();
+        let again = SigningKey::from_parts(key.kid.clone(), key.pkcs8.expose().to_vec()).unwrap();
         assert_eq!(again.public, key.public);
         assert_eq!(again.kid, key.kid);
-        assert_eq!(again.created_at, 1_700_000_000);
-        assert_ne!(SigningKey::generate(0).unwrap().public, key.public);
+        assert_ne!(SigningKey::generate().unwrap().public, key.public);
     }
 
     #[test]
     fn from_parts_rejects_bad_material_and_kids() {
-        let key = SigningKey::generate(0).unwrap();
+        let key = SigningKey::generate().unwrap();
         let pkcs8 = key.pkcs8.expose().to_vec();
         assert_eq!(
-            SigningKey::from_parts(key.kid.clone(), vec![0; 85], 0).unwrap_err(),
+            SigningKey::from_parts(key.kid.clone(), vec![0; 85]).unwrap_err(),
             KeyError::InvalidKey
         );
         assert_eq!(
-            SigningKey::from_parts(key.kid.clone(), Vec::new(), 0).unwrap_err(),
+            SigningKey::from_parts(key.kid.clone(), Vec::new()).unwrap_err(),
             KeyError::InvalidKey
         );
         let mut flipped = pkcs8.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1; // public key no longer matches the seed
         assert_eq!(
-            SigningKey::from_parts(key.kid.clone(), flipped, 0).unwrap_err(),
+            SigningKey::from_parts(key.kid.clone(), flipped).unwrap_err(),
             KeyError::InvalidKey
         );
         for kid in [
@@ -311,16 +300,16 @@ mod tests {
             &"a".repeat(65),
         ] {
             assert_eq!(
-                SigningKey::from_parts(kid.to_owned(), pkcs8.clone(), 0).unwrap_err(),
+                SigningKey::from_parts(kid.to_owned(), pkcs8.clone()).unwrap_err(),
                 KeyError::InvalidKid
             );
         }
-        assert!(SigningKey::from_parts("2026-key_1".to_owned(), pkcs8, 0).is_ok());
+        assert!(SigningKey::from_parts("2026-key_1".to_owned(), pkcs8).is_ok());
     }
 
     #[test]
     fn debug_never_shows_the_private_key() {
-        let key = SigningKey::generate(0).unwrap();
+        let key = SigningKey::generate().unwrap();
         let shown = format!("{key:?}");
         assert!(shown.contains("[redacted]"));
         let private_hex: String = key
@@ -334,7 +323,7 @@ mod tests {
 
     #[test]
     fn jwk_is_public_only() {
-        let key = SigningKey::generate(0).unwrap();
+        let key = SigningKey::generate().unwrap();
         let value = serde_json::to_value(key.jwk()).unwrap();
         let object = value.as_object().unwrap();
         let mut names: Vec<&str> = object.keys().map(String::as_str).collect();

@@ -104,8 +104,7 @@ pub struct Throttle {
 impl Throttle {
     /// `max_failures` per email within `window` seconds; `ADDRESS_FACTOR`
     /// times that per client address.
-    pub fn new(max_failures: u32, window: u64) -> Throttle {
-        let window = window as i64;
+    pub fn new(max_failures: u32, window: i64) -> Throttle {
         Throttle {
             emails: Table::new(max_failures, window),
             addresses: Table::new(max_failures.saturating_mul(ADDRESS_FACTOR), window),

@@ -161,7 +161,7 @@ pub fn sign(ring: &KeyRing, kind: TokenKind, claims: &Claims) -> String {
     header.typ = Some(kind.typ().to_owned());
     header.kid = Some(ring.active.kid.clone());
     // Cannot fail: the claims are strings and integers, and a `SigningKey`
-    // only exists with a PKCS#8 document ring has already parsed (`Secret`
+    // only exists with a PKCS#8 document ring has already parsed (`KeyMaterial`
     // cannot be built outside `keys`).
     jsonwebtoken::encode(&header, claims, &ring.encoding)
         .expect("signing with a parsed Ed25519 key cannot fail")
@@ -245,7 +245,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn new_ring() -> KeyRing {
-        KeyRing::new(SigningKey::generate(NOW).unwrap(), Vec::new())
+        KeyRing::new(SigningKey::generate().unwrap(), Vec::new())
     }
 
     fn claims() -> Claims {
@@ -532,11 +532,10 @@ mod tests {
     #[test]
     fn another_rings_key_with_the_same_kid_is_invalid() {
         let ring = new_ring();
-        let impostor_key = SigningKey::generate(NOW).unwrap();
+        let impostor_key = SigningKey::generate().unwrap();
         let impostor_key = SigningKey::from_parts(
             ring.active().kid.clone(),
             impostor_key.pkcs8.expose().to_vec(),
-            NOW,
         )
         .unwrap();
         let impostor = KeyRing::new(impostor_key, Vec::new());
@@ -695,10 +694,7 @@ mod tests {
     fn retired_keys_still_verify_and_are_published() {
         let old = new_ring();
         let old_token = sign(&old, TokenKind::Private, &claims());
-        let current = KeyRing::new(
-            SigningKey::generate(NOW).unwrap(),
-            vec![old.active().clone()],
-        );
+        let current = KeyRing::new(SigningKey::generate().unwrap(), vec![old.active().clone()]);
         assert!(verify(&current, &expect(30), &old_token, NOW).is_ok());
         let new_token = sign(&current, TokenKind::Access, &claims());
         assert_eq!(header_of(&new_token)["kid"], current.active().kid);
@@ -731,8 +727,8 @@ mod tests {
     #[test]
     fn jwks_never_contains_private_material() {
         let current = KeyRing::new(
-            SigningKey::generate(NOW).unwrap(),
-            vec![SigningKey::generate(NOW).unwrap()],
+            SigningKey::generate().unwrap(),
+            vec![SigningKey::generate().unwrap()],
         );
         let json = serde_json::to_value(current.jwks()).unwrap();
         let keys = json["keys"].as_array().unwrap();

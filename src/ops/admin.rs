@@ -3,52 +3,58 @@
 //! timeout let them share it).
 
 use crate::clock;
-use crate::db::{self, Pool, sessions, signing_keys, users};
+use crate::db::{self, Pool, backup, sessions, users};
+use crate::domain::key_ring::{self, KeyState};
+use crate::domain::mfa;
 use crate::domain::password::Hasher;
 use crate::domain::validate;
-use crate::domain::{key_ring, mfa};
 use crate::ops::cleanup;
+use crate::ops::error::OpsError;
 use std::path::Path;
 
-fn open(path: &Path) -> Result<Pool, String> {
-    let pool = db::open(path, 1).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    db::migrate(&mut conn).map_err(|e| format!("{}: {e}", path.display()))?;
+fn open(path: &Path) -> Result<Pool, OpsError> {
+    let opened = |error| OpsError::Open {
+        path: path.to_path_buf(),
+        error,
+    };
+    let pool = db::open(path, 1).map_err(opened)?;
+    let mut conn = pool.get()?;
+    db::migrate(&mut conn).map_err(opened)?;
     Ok(pool)
 }
 
 /// `latchkey migrate`: create or upgrade the schema and the first key.
-pub fn migrate(path: &Path) -> Result<(), String> {
+pub fn migrate(path: &Path) -> Result<(), OpsError> {
     let pool = open(path)?;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let window = key_ring::recorded_window(&conn).map_err(|e| e.to_string())?;
-    key_ring::load(&mut conn, window).map_err(|e| e.to_string())?;
+    let mut conn = pool.get()?;
+    let window = key_ring::recorded(&conn)?.window;
+    key_ring::load(&mut conn, window)?;
     println!("{}: schema version {}", path.display(), db::SCHEMA_VERSION);
     Ok(())
 }
 
-/// `latchkey keys list`: every key, newest first, with its state.
-pub fn keys_list(path: &Path) -> Result<(), String> {
+/// `latchkey keys list`: every key, newest first, with its state (next,
+/// signing, retired) and when that changes.
+pub fn keys_list(path: &Path) -> Result<(), OpsError> {
     let pool = open(path)?;
-    let conn = pool.get().map_err(|e| e.to_string())?;
-    let window = key_ring::recorded_window(&conn).map_err(|e| e.to_string())?;
-    let keys = signing_keys::all(&conn, window).map_err(|e| e.to_string())?;
+    let conn = pool.get()?;
     let now = clock::now();
     println!(
-        "{:<44}  {:<20}  {:<8}  DROPPED AFTER",
-        "KID", "CREATED", "STATE"
+        "{:<44}  {:<20}  {:<8}  {:<20}  THEN",
+        "KID", "CREATED", "STATE", "UNTIL"
     );
-    for key in keys {
-        let state = match key.drop_after {
-            None => "active",
-            Some(t) if t > now => "retiring",
-            Some(_) => "dropped",
+    for (key, state) in key_ring::list(&conn, now)? {
+        let (name, until, then) = match state {
+            KeyState::Next { signs_at } => ("next", Some(signs_at), "signing"),
+            KeyState::Signing { until } => ("signing", until, "retired"),
+            KeyState::Retired { dropped_after } => ("retired", Some(dropped_after), "dropped"),
         };
-        let drop = key
-            .drop_after
-            .map_or_else(|| "-".to_string(), clock::rfc3339);
+        let (until, then) = match until {
+            Some(t) => (clock::rfc3339(t), then),
+            None => ("-".to_string(), "-"),
+        };
         println!(
-            "{:<44}  {:<20}  {state:<8}  {drop}",
+            "{:<44}  {:<20}  {name:<8}  {until:<20}  {then}",
             key.kid,
             clock::rfc3339(key.created_at)
         );
@@ -56,16 +62,41 @@ pub fn keys_list(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `latchkey keys rotate`: a new active key; the old one retires and stays
-/// published until nothing it signed is alive. A running service picks the
-/// new key up within `key_ring::RELOAD_SECONDS`.
-pub fn keys_rotate(path: &Path) -> Result<(), String> {
+/// `latchkey keys rotate [--now]`: a new key, published at once; it signs
+/// once it has been published for the service's `--jwks-max-age` (`--now`:
+/// at once), and the key signing until then retires. A running service
+/// picks the change up within `key_ring::RELOAD_SECONDS`.
+pub fn keys_rotate(path: &Path, now: bool) -> Result<(), OpsError> {
     let pool = open(path)?;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let window = key_ring::recorded_window(&conn).map_err(|e| e.to_string())?;
-    key_ring::load(&mut conn, window).map_err(|e| e.to_string())?;
-    let kid = key_ring::rotate(&mut conn, None).map_err(|e| e.to_string())?;
-    println!("new signing key {}", kid.unwrap_or_default());
+    let mut conn = pool.get()?;
+    let recorded = key_ring::recorded(&conn)?;
+    key_ring::load(&mut conn, recorded.window)?;
+    let delay = if now {
+        0
+    } else {
+        key_ring::publication_delay(recorded.jwks_max_age)
+    };
+    let kid = key_ring::rotate(&mut conn, delay, None)?.unwrap_or_default();
+    if now {
+        println!("new signing key {kid}: signs from now on");
+    } else {
+        let at = clock::rfc3339(clock::now().saturating_add(delay));
+        println!("new signing key {kid}: published now, signs from {at}");
+    }
+    Ok(())
+}
+
+/// `latchkey keys revoke KID`: the key is deleted at once, so every token it
+/// signed is refused from then on (a running service within
+/// `key_ring::RELOAD_SECONDS`); if it was signing, another key takes over.
+pub fn keys_revoke(path: &Path, kid: &str) -> Result<(), OpsError> {
+    let pool = open(path)?;
+    let mut conn = pool.get()?;
+    let revoked = key_ring::revoke(&mut conn, kid)?;
+    match revoked.successor {
+        Some(successor) => println!("revoked {kid}; {successor} signs from now on"),
+        None => println!("revoked {kid}"),
+    }
     Ok(())
 }
 
@@ -78,11 +109,10 @@ struct UserRow {
 }
 
 /// `latchkey users list [--json]`: a readable table, or one JSON array.
-pub fn users_list(path: &Path, json: bool) -> Result<(), String> {
+pub fn users_list(path: &Path, json: bool) -> Result<(), OpsError> {
     let pool = open(path)?;
-    let conn = pool.get().map_err(|e| e.to_string())?;
-    let rows: Vec<UserRow> = users::list(&conn)
-        .map_err(|e| e.to_string())?
+    let conn = pool.get()?;
+    let rows: Vec<UserRow> = users::list(&conn)?
         .into_iter()
         .map(|u| UserRow {
             id: u.id,
@@ -92,10 +122,7 @@ pub fn users_list(path: &Path, json: bool) -> Result<(), String> {
         })
         .collect();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     println!("{:<36}  {:<20}  {:<32}  NAME", "ID", "CREATED", "EMAIL");
@@ -109,21 +136,22 @@ pub fn users_list(path: &Path, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn find_user(conn: &rusqlite::Connection, email: &str) -> Result<users::User, String> {
+fn find_user(conn: &db::Connection, email: &str) -> Result<users::User, OpsError> {
     let key = validate::email(email)
-        .map_err(|problem| format!("EMAIL {problem}"))?
+        .map_err(|problem| OpsError::Invalid {
+            what: "EMAIL",
+            problem,
+        })?
         .key;
-    users::find_by_email_key(conn, &key)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no user with email {email}"))
+    users::find_by_email_key(conn, &key)?.ok_or_else(|| OpsError::NoSuchUser(email.to_string()))
 }
 
 /// `latchkey users delete EMAIL`: the user and everything they own.
-pub fn users_delete(path: &Path, email: &str) -> Result<(), String> {
+pub fn users_delete(path: &Path, email: &str) -> Result<(), OpsError> {
     let pool = open(path)?;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let mut conn = pool.get()?;
     let user = find_user(&conn, email)?;
-    db::write(&mut conn, |tx| users::delete(tx, &user.id)).map_err(|e| e.to_string())?;
+    db::write(&mut conn, |tx| users::delete(tx, &user.id))?;
     println!("deleted {} ({})", user.email, user.id);
     Ok(())
 }
@@ -131,26 +159,26 @@ pub fn users_delete(path: &Path, email: &str) -> Result<(), String> {
 /// `latchkey users set-password EMAIL`: the new password is the first line
 /// of standard input (so it never appears in `ps` or shell history); the
 /// same rules as sign-up apply, and the user's sessions end.
-pub fn users_set_password(path: &Path, email: &str) -> Result<(), String> {
+pub fn users_set_password(path: &Path, email: &str) -> Result<(), OpsError> {
     let pool = open(path)?;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let mut conn = pool.get()?;
     let user = find_user(&conn, email)?;
     let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| format!("reading the password: {e}"))?;
+    std::io::stdin().read_line(&mut line)?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
-    validate::new_password(password).map_err(|problem| format!("the password {problem}"))?;
+    validate::new_password(password).map_err(|problem| OpsError::Invalid {
+        what: "the password",
+        problem,
+    })?;
     let hash = Hasher::new(1, 0)
         .hash(password)
-        .map_err(|_| "the hasher is busy".to_string())?;
+        .map_err(|_| OpsError::HasherBusy)?;
     let ended = db::write(&mut conn, |tx| {
         users::update_password_hash(tx, &user.id, &hash)?;
         users::touch(tx, &user.id, clock::now())?;
         sessions::delete_all_of_user(tx, &user.id)
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     println!("password set for {}; {ended} session(s) ended", user.email);
     Ok(())
 }
@@ -159,12 +187,11 @@ pub fn users_set_password(path: &Path, email: &str) -> Result<(), String> {
 /// both their authenticator and their recovery codes (after checking who
 /// they are by other means). The factor, its recovery codes and any pending
 /// second login step go; the password stays.
-pub fn users_mfa_off(path: &Path, email: &str) -> Result<(), String> {
+pub fn users_mfa_off(path: &Path, email: &str) -> Result<(), OpsError> {
     let pool = open(path)?;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let mut conn = pool.get()?;
     let user = find_user(&conn, email)?;
-    let was_on =
-        db::write(&mut conn, |tx| mfa::turn_off(tx, &user.id)).map_err(|e| e.to_string())?;
+    let was_on = db::write(&mut conn, |tx| mfa::turn_off(tx, &user.id))?;
     if was_on {
         println!("second factor turned off for {}", user.email);
     } else {
@@ -174,12 +201,11 @@ pub fn users_mfa_off(path: &Path, email: &str) -> Result<(), String> {
 }
 
 /// `latchkey cleanup`: one sweep, printing what it removed.
-pub fn cleanup(path: &Path) -> Result<(), String> {
+pub fn cleanup(path: &Path) -> Result<(), OpsError> {
     let pool = open(path)?;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let window = key_ring::recorded_window(&conn).map_err(|e| e.to_string())?;
-    let removed =
-        cleanup::sweep(&mut conn, clock::now(), window, &|| false).map_err(|e| e.to_string())?;
+    let mut conn = pool.get()?;
+    let window = key_ring::recorded(&conn)?.window;
+    let removed = cleanup::sweep(&mut conn, clock::now(), window, &|| false)?;
     for (table, rows) in removed.by_table() {
         println!("{table}: {rows} removed");
     }
@@ -189,93 +215,45 @@ pub fn cleanup(path: &Path) -> Result<(), String> {
 /// `latchkey backup DEST`: SQLite's online backup in small steps (a writer
 /// is never blocked for the whole copy), checked with `integrity_check`,
 /// written to a temporary name, synced and renamed into place.
-pub fn backup(path: &Path, dest: &Path) -> Result<(), String> {
+pub fn backup(path: &Path, dest: &Path) -> Result<(), OpsError> {
     let pool = open(path)?;
-    let source = pool.get().map_err(|e| e.to_string())?;
+    let source = pool.get()?;
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
     let name = dest
         .file_name()
-        .ok_or("DEST must name a file")?
+        .ok_or_else(|| OpsError::NotAFile(dest.to_path_buf()))?
         .to_string_lossy();
     let temp = dir.join(format!(".{name}.{}.partial", std::process::id()));
-    let copied = copy_online(&source, &temp).and_then(|()| check(&temp));
-    let counts = match copied {
-        Ok(counts) => counts,
+    let checked = backup::copy_online(&source, &temp).and_then(|()| backup::check(&temp));
+    let counts = match checked {
+        Ok(backup::Checked::Sound(counts)) => counts,
+        Ok(backup::Checked::Corrupt(verdict)) => {
+            let _ = std::fs::remove_file(&temp);
+            return Err(OpsError::Corrupt(verdict));
+        }
         Err(e) => {
             let _ = std::fs::remove_file(&temp);
-            return Err(e);
+            return Err(e.into());
         }
+    };
+    let file_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| OpsError::File { path, error }
     };
     std::fs::File::open(&temp)
         .and_then(|f| f.sync_all())
-        .map_err(|e| e.to_string())?;
-    std::fs::rename(&temp, dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        .map_err(file_error(&temp))?;
+    std::fs::rename(&temp, dest).map_err(file_error(dest))?;
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| e.to_string())?;
-    let size = std::fs::metadata(dest).map_err(|e| e.to_string())?.len();
+        .map_err(file_error(&dir))?;
+    let size = std::fs::metadata(dest).map_err(file_error(dest))?.len();
     println!("backup {}: {size} bytes, integrity ok", dest.display());
     for (table, rows) in counts {
         println!("  {table}: {rows} rows");
     }
     Ok(())
-}
-
-/// Pages copied per step: each step holds a read lock only briefly.
-const BACKUP_PAGES_PER_STEP: std::os::raw::c_int = 256;
-
-fn copy_online(source: &rusqlite::Connection, temp: &Path) -> Result<(), String> {
-    use rusqlite::backup::{Backup, StepResult};
-    let mut target = rusqlite::Connection::open(temp).map_err(|e| e.to_string())?;
-    let backup = Backup::new(source, &mut target).map_err(|e| e.to_string())?;
-    // A write by another connection restarts a stepwise backup. After a few
-    // restarts, copy the rest in one step: in WAL mode that read transaction
-    // still blocks no writer, so a busy service cannot starve the backup.
-    let (mut restarts, mut left) = (0, i32::MAX);
-    loop {
-        let pages = if restarts < 3 {
-            BACKUP_PAGES_PER_STEP
-        } else {
-            -1
-        };
-        match backup.step(pages).map_err(|e| e.to_string())? {
-            StepResult::Done => return Ok(()),
-            StepResult::More | StepResult::Busy | StepResult::Locked => {}
-            _ => {}
-        }
-        let remaining = backup.progress().remaining;
-        if remaining > left {
-            restarts += 1;
-        }
-        left = remaining;
-    }
-}
-
-/// `PRAGMA integrity_check` on the copy, and its row counts.
-fn check(temp: &Path) -> Result<Vec<(&'static str, i64)>, String> {
-    let conn = rusqlite::Connection::open(temp).map_err(|e| e.to_string())?;
-    let verdict: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
-    if verdict != "ok" {
-        return Err(format!("the copy failed its integrity check: {verdict}"));
-    }
-    [
-        "users",
-        "sessions",
-        "refresh_tokens",
-        "private_tokens",
-        "images",
-        "signing_keys",
-    ]
-    .into_iter()
-    .map(|table| {
-        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-            .map(|n| (table, n))
-            .map_err(|e| e.to_string())
-    })
-    .collect()
 }

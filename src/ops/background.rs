@@ -1,13 +1,14 @@
-//! The service's background threads. One rereads the signing keys every few
-//! seconds (so a `latchkey keys rotate` run by another process takes effect,
-//! and retired keys are dropped once nothing they signed is alive), rotates
-//! the key on `--key-rotation-interval`, and writes gathered token use. The
+//! The service's background threads. One rereads the signing keys every
+//! second (so a `latchkey keys rotate` or `keys revoke` run by another
+//! process takes effect, a waiting key starts signing on time, and retired
+//! keys are dropped once nothing they signed is alive), pre-publishes a new
+//! key every `--key-rotation-interval`, and writes gathered token use. The
 //! other sweeps expired rows every `--cleanup-interval`. Both wake at once
 //! when the service stops; a sweep in progress stops between batches.
 
 use crate::app::App;
 use crate::clock;
-use crate::domain::key_ring::{self, KeyError};
+use crate::domain::key_ring::{self, KeyRingError};
 use crate::ops::cleanup;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -91,35 +92,42 @@ fn flush(app: &App) {
     }
 }
 
-fn refresh_keys(app: &App) -> Result<(), KeyError> {
-    let mut conn = app.db.get().map_err(|e| KeyError(e.to_string()))?;
-    let interval = app.config.key_rotation_interval as i64;
-    // Only a key that has served its period is worth a write transaction.
-    if interval > 0
-        && app.keys().active().created_at <= clock::now() - interval
-        && let Some(kid) = key_ring::rotate(&mut conn, Some(clock::now() - interval))?
-    {
-        log::info!("rotated the signing key: {kid} signs from now on");
+fn refresh_keys(app: &App) -> Result<(), KeyRingError> {
+    let mut conn = app.db.get()?;
+    let interval = app.config.key_rotation_interval;
+    // A new key is due once the newest has existed for a period; it is made
+    // `publication_delay` before it signs, so verifiers already hold it.
+    if interval > 0 {
+        let due = clock::now().saturating_sub(interval);
+        let delay = key_ring::publication_delay(app.config.jwks_max_age);
+        if let Some(kid) = key_ring::rotate(&mut conn, delay, Some(due))? {
+            log::info!("new signing key {kid}: published now, signs in {delay} s");
+        }
     }
-    let published = key_ring::published_kids(&conn, app.window)?;
-    let current: Vec<String> = app.keys().jwks().keys.into_iter().map(|k| k.kid).collect();
-    if published != current {
-        app.replace_keys(key_ring::load(&mut conn, app.window)?);
-        log::info!("signing keys reloaded: {}", published.join(", "));
+    let (signing, published) = key_ring::current(&conn, app.window)?;
+    let keys = app.keys();
+    let current: Vec<String> = keys.jwks().keys.into_iter().map(|k| k.kid).collect();
+    if signing.as_ref() != Some(&keys.active().kid) || published != current {
+        let ring = key_ring::load(&mut conn, app.window)?;
+        log::info!(
+            "signing keys reloaded: {} signs; published {}",
+            ring.active().kid,
+            published.join(", ")
+        );
+        app.replace_keys(ring);
     }
     Ok(())
 }
 
 fn cleanup(app: &App, stop: &Stop) {
-    while !stop.wait(Duration::from_secs(app.config.cleanup_interval)) {
-        let swept = app
-            .db
-            .get()
-            .map_err(|e| e.to_string())
-            .and_then(|mut conn| {
-                cleanup::sweep(&mut conn, clock::now(), app.window, &|| stop.is_set())
-                    .map_err(|e| e.to_string())
-            });
+    while !stop.wait(app.config.cleanup_interval) {
+        let swept = match app.db.get() {
+            Ok(mut conn) => cleanup::sweep(&mut conn, clock::now(), app.window, &|| stop.is_set()),
+            Err(e) => {
+                log::error!("cleanup: {e}");
+                continue;
+            }
+        };
         match swept {
             Ok(removed) => {
                 for (table, rows) in removed.by_table() {

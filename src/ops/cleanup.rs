@@ -4,8 +4,8 @@
 //! request waiting to write gets the lock; a sweep of a million rows never
 //! holds it for long.
 
-use crate::db::{self, signing_keys};
-use rusqlite::{Connection, params};
+use crate::db::{self, mfa_tokens, private_tokens, refresh_tokens, sessions, signing_keys};
+use rusqlite::{Connection, Transaction};
 use std::time::{Duration, Instant};
 
 /// Rows per transaction: a few milliseconds of work.
@@ -64,20 +64,12 @@ fn sweep_batches(
     window: signing_keys::Window,
     stop: &dyn Fn() -> bool,
 ) -> rusqlite::Result<Removed> {
-    const REFRESH: &str = "DELETE FROM refresh_tokens WHERE token_hash IN
-        (SELECT token_hash FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)";
-    const SESSIONS: &str = "DELETE FROM sessions WHERE id IN
-        (SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)";
-    const PRIVATE: &str = "DELETE FROM private_tokens WHERE id IN
-        (SELECT id FROM private_tokens WHERE expires_at <= ?1 LIMIT ?2)";
-    const MFA: &str = "DELETE FROM mfa_tokens WHERE token_hash IN
-        (SELECT token_hash FROM mfa_tokens WHERE expires_at <= ?1 LIMIT ?2)";
     let mut removed = Removed {
-        refresh_tokens: in_batches(conn, REFRESH, now, stop)?,
-        sessions: in_batches(conn, SESSIONS, now, stop)?,
-        private_tokens: in_batches(conn, PRIVATE, now - MAX_LEEWAY, stop)?,
+        refresh_tokens: in_batches(conn, refresh_tokens::delete_expired, now, stop)?,
+        sessions: in_batches(conn, sessions::delete_expired, now, stop)?,
+        private_tokens: in_batches(conn, private_tokens::delete_expired, now - MAX_LEEWAY, stop)?,
         signing_keys: 0,
-        mfa_tokens: in_batches(conn, MFA, now, stop)?,
+        mfa_tokens: in_batches(conn, mfa_tokens::delete_expired, now, stop)?,
     };
     if stop() {
         return Ok(removed);
@@ -86,21 +78,22 @@ fn sweep_batches(
     Ok(removed)
 }
 
-/// Runs a `DELETE … LIMIT ?2` statement until it removes less than a batch.
+/// One `db::*::delete_expired` statement: (connection, before, limit) → rows.
+type Batch = fn(&Connection, i64, i64) -> rusqlite::Result<usize>;
+
+/// Runs a batch deletion until it removes less than a batch.
 fn in_batches(
     conn: &mut Connection,
-    sql: &str,
+    delete: Batch,
     before: i64,
     stop: &dyn Fn() -> bool,
 ) -> rusqlite::Result<usize> {
     let mut total = 0;
     while !stop() {
         let started = Instant::now();
-        let n = db::write(conn, |tx| {
-            tx.prepare_cached(sql)?.execute(params![before, BATCH])
-        })?;
+        let n = db::write(conn, |tx: &Transaction<'_>| delete(tx, before, BATCH))?;
         total += n;
-        if (n as i64) < BATCH {
+        if i64::try_from(n).is_ok_and(|n| n < BATCH) {
             break;
         }
         // Rest at least as long as the batch worked: on a small machine the
@@ -114,6 +107,7 @@ fn in_batches(
 mod tests {
     use super::*;
     use crate::db::test_connection;
+    use rusqlite::params;
 
     #[test]
     fn expired_rows_go_and_live_ones_stay() {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod background;
 pub mod cleanup;
+pub mod error;
 pub mod metrics;
 pub mod notify;
 pub mod server;

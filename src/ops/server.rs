@@ -9,6 +9,7 @@ use crate::domain::key_ring;
 use crate::domain::password::Hasher;
 use crate::error::ApiError;
 use crate::ops::background;
+use crate::ops::error::OpsError;
 use crate::ops::notify;
 use crate::transport::workers::Workers;
 use crate::transport::{self, Refusal, Stopper};
@@ -32,42 +33,45 @@ fn max_body_bytes(config: &Config) -> usize {
 const HASH_QUEUE_PER_CORE: usize = 8;
 
 /// Runs the service until a stop signal; `Ok` means a clean stop.
-pub fn run(config: Config) -> Result<(), String> {
+pub fn run(config: Config) -> Result<(), OpsError> {
     let started = Instant::now();
     jwt_provider::install_provider();
+    let opened = |error| OpsError::Open {
+        path: config.db.clone(),
+        error,
+    };
     // One connection per worker, plus one each for the two background
     // threads, so a long cleanup sweep never makes a request wait for one.
-    let pool = db::open(&config.db, config.threads as u32 + 2)
-        .map_err(|e| format!("opening {}: {e}", config.db.display()))?;
-    let mut conn = pool
-        .get()
-        .map_err(|e| format!("opening {}: {e}", config.db.display()))?;
-    db::migrate(&mut conn).map_err(|e| format!("{}: {e}", config.db.display()))?;
+    let connections = u32::try_from(config.threads().saturating_add(2)).unwrap_or(u32::MAX);
+    let pool = db::open(&config.db, connections).map_err(opened)?;
+    let mut conn = pool.get().map_err(|e| opened(db::OpenError::Pool(e)))?;
+    db::migrate(&mut conn).map_err(opened)?;
     let window = key_ring::window_for(config.access_ttl, config.leeway);
-    key_ring::record_window(&conn, window).map_err(|e| e.to_string())?;
-    let keys = key_ring::load(&mut conn, window).map_err(|e| e.to_string())?;
+    key_ring::record(&conn, window, config.jwks_max_age)?;
+    let keys = key_ring::load(&mut conn, window)?;
     let rotation_secret = db::write(&mut conn, |tx| {
         settings::secret(tx, settings::ROTATION_SECRET)
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     drop(conn);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let hasher = Hasher::new(cores, cores * HASH_QUEUE_PER_CORE);
     // Requests waiting on the hasher step aside from their worker slot; one
     // spare thread per hashing place keeps `threads` slots for everyone else.
-    let workers = Workers::new(config.threads, cores + cores * HASH_QUEUE_PER_CORE);
+    let workers = Workers::new(config.threads(), cores + cores * HASH_QUEUE_PER_CORE);
     let options = transport::Options {
         idle_timeout: config.idle_timeout,
         request_timeout: config.request_timeout,
         max_connections: config.max_connections,
         max_body_bytes: max_body_bytes(&config),
     };
-    let listener =
-        TcpListener::bind(config.listen).map_err(|e| format!("--listen {}: {e}", config.listen))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let stopper = Stopper::new(&listener).map_err(|e| e.to_string())?;
-    let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind(config.listen).map_err(|error| OpsError::Bind {
+        addr: config.listen,
+        error,
+    })?;
+    let address = listener.local_addr()?;
+    let stopper = Stopper::new(&listener)?;
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
     let parts = Parts {
         db: pool,
         hasher,
@@ -98,7 +102,7 @@ pub fn run(config: Config) -> Result<(), String> {
         "latchkey {} serving {} with {} workers (ready in {} ms)",
         env!("CARGO_PKG_VERSION"),
         app.config.db.display(),
-        app.config.threads,
+        app.config.threads(),
         started.elapsed().as_millis()
     );
 
@@ -108,7 +112,7 @@ pub fn run(config: Config) -> Result<(), String> {
     background.stop();
     watcher.1.close();
     let _ = watcher.0.join();
-    served.map_err(|e| format!("serving: {e}"))?;
+    served?;
     log::info!("stopped");
     Ok(())
 }

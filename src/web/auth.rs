@@ -96,7 +96,7 @@ fn claims(app: &App, user_id: &str, jti: String, now: i64, exp: i64, sid: Option
     Claims {
         iss: app.config.issuer.clone(),
         sub: user_id.to_string(),
-        aud: app.config.audience.clone(),
+        aud: app.config.audience().to_string(),
         iat: now,
         exp,
         jti,
@@ -107,7 +107,7 @@ fn claims(app: &App, user_id: &str, jti: String, now: i64, exp: i64, sid: Option
 /// A new access token for `user_id` in session `session_id` (RFC 9068 claims).
 pub fn access_token(app: &App, user_id: &str, session_id: &str) -> String {
     let now = clock::now();
-    let exp = now + app.config.access_ttl as i64;
+    let exp = now.saturating_add(app.config.access_ttl);
     let claims = claims(app, user_id, ids::uuid(), now, exp, Some(session_id));
     app.metrics.issued(Issued::Access);
     tokens::sign(&app.keys(), TokenKind::Access, &claims)

@@ -188,7 +188,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let ring = KeyRing::new(SigningKey::generate(NOW).unwrap(), Vec::new());
+        let ring = KeyRing::new(SigningKey::generate().unwrap(), Vec::new());
         let claims = Claims {
             iss: "latchkey".into(),
             sub: "7d9f6c1e-3b0a-4c55-9a2e-1f0b8e6d2c44".into(),

@@ -73,6 +73,9 @@ fn help_and_version() {
         "--db",
         "--access-ttl",
         "--max-connections",
+        "--jwks-max-age",
+        "keys revoke KID",
+        "[3600]",
     ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
@@ -106,6 +109,23 @@ fn a_bad_flag_or_value_exits_2_naming_it() {
         (&["--max-connections", "-1"], &["--max-connections"]),
         (&["--refresh-ttl", "1.5"], &["--refresh-ttl"]),
         (&["--access-ttl"], &["--access-ttl"]),
+        // Out of range: once wrapped negative, now refused (issue 10).
+        (
+            &["--refresh-ttl", "9223372036854775807"],
+            &["--refresh-ttl"],
+        ),
+        (
+            &["--refresh-ttl", "99999999999999999999"],
+            &["--refresh-ttl"],
+        ),
+        (&["--refresh-ttl", "315360001"], &["--refresh-ttl"]),
+        (
+            &["--max-private-token-ttl", "1000000000000"],
+            &["--max-private-token-ttl"],
+        ),
+        (&["--jwks-max-age", "-1"], &["--jwks-max-age"]),
+        (&["--idle-timeout", "0"], &["--idle-timeout"]),
+        (&["--threads", "100000"], &["--threads"]),
     ];
     for (extra, names) in cases {
         let mut args = base.to_vec();
@@ -132,6 +152,8 @@ fn a_bad_environment_value_exits_2_naming_it() {
     ];
     let output = run(&args, &[("LATCHKEY_ACCESS_TTL", "soon")]);
     assert_usage_error(&output, &["LATCHKEY_ACCESS_TTL", "--access-ttl"]);
+    let output = run(&args, &[("LATCHKEY_REFRESH_TTL", "9223372036854775807")]);
+    assert_usage_error(&output, &["LATCHKEY_REFRESH_TTL"]);
     let output = run(&args, &[("LATCHKEY_EXPIRED_TOKEN_STATUS", "500")]);
     assert_usage_error(
         &output,

@@ -1,23 +1,27 @@
-//! Signing keys: `latchkey keys list` and `keys rotate` on the file a service is
-//! running on (the service signs with the new key within 10 seconds),
-//! `--key-rotation-interval`, and the life of a retired key: it stays in the
-//! JWKS and keeps verifying until the latest expiry of anything it signed
-//! (access tokens by their window, private tokens by their own expiry), then it
-//! is dropped. Times are moved in the database file rather than waited for.
+//! Signing keys: `latchkey keys list`, `keys rotate [--now]` and `keys revoke`
+//! on the file a service is running on, `--key-rotation-interval`, and the
+//! life of a key: published at once, signing only once it has been published
+//! for `--jwks-max-age` (so a verifier that caches the JWKS never meets an
+//! unknown `kid`), then retired: it stays in the JWKS and keeps verifying until
+//! the latest expiry of anything it signed (access tokens by their window,
+//! private tokens by their own expiry), then it is dropped. A revoked key is
+//! dropped at once. Times are moved in the database file rather than waited
+//! for, except the short `--jwks-max-age 3` wait, which is polled.
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::harness::lifecycle::{admin, admin_ok};
 use crate::harness::tokens::*;
 use crate::harness::*;
 
-/// The service reloads keys every 5 s; the contract allows 10.
+/// The service reloads keys every second; the contract allows 10.
 const PICKUP: Duration = Duration::from_secs(10);
 /// Long enough for a reload after a change in the file, with room to spare.
 const RELOAD: Duration = Duration::from_secs(12);
 
-/// The key that signs, as stored.
+/// The newest key (signing, or next to sign), as stored.
 fn active_kid(db: &Path) -> String {
     crate::harness::lifecycle::open_db(db)
         .query_row(
@@ -59,7 +63,7 @@ fn fresh_access(srv: &Server, refresh_token: &str) -> String {
 }
 
 #[test]
-fn keys_rotate_on_the_command_line_takes_effect_in_the_running_service() {
+fn keys_rotate_now_takes_effect_in_the_running_service() {
     let srv = Server::start();
     let (_, tokens) = new_session(&srv, "keys-rotate");
     let old_pt = issue_private_token(&srv, &tokens.access, "old", 600);
@@ -67,9 +71,9 @@ fn keys_rotate_on_the_command_line_takes_effect_in_the_running_service() {
     assert_eq!(published_kids(&srv), std::slice::from_ref(&k0));
     assert_eq!(kid_of(&old_pt.token), k0);
     let listing = keys_list(&srv.db);
-    assert!(list_line(&listing, &k0).contains("active"), "{listing}");
+    assert!(list_line(&listing, &k0).contains("signing"), "{listing}");
 
-    let printed = keys_rotate(&srv.db);
+    let printed = keys_rotate_now(&srv.db);
     let k1 = active_kid(&srv.db);
     assert_ne!(k1, k0);
     assert!(
@@ -77,8 +81,8 @@ fn keys_rotate_on_the_command_line_takes_effect_in_the_running_service() {
         "keys rotate names the new key: {printed}"
     );
     let listing = keys_list(&srv.db);
-    assert!(list_line(&listing, &k1).contains("active"), "{listing}");
-    assert!(!list_line(&listing, &k0).contains("active"), "{listing}");
+    assert!(list_line(&listing, &k1).contains(" signing "), "{listing}");
+    assert!(list_line(&listing, &k0).contains(" retired "), "{listing}");
 
     // The running service publishes and signs with the new key within 10 s.
     let picked_up = poll_until(PICKUP, || published_kids(&srv).contains(&k1));
@@ -130,7 +134,7 @@ fn keys_rotate_on_the_command_line_takes_effect_in_the_running_service() {
 
 #[test]
 fn the_service_rotates_its_key_on_key_rotation_interval() {
-    let srv = Server::with_args(&["--key-rotation-interval", "1"]);
+    let srv = Server::with_args(&["--key-rotation-interval", "1", "--jwks-max-age", "1"]);
     let (_, tokens) = new_session(&srv, "keys-interval");
     let first = kid_of(&tokens.access);
     let rotated = poll_until(RELOAD, || active_kid(&srv.db) != first);
@@ -155,7 +159,7 @@ fn a_retired_key_is_published_exactly_until_nothing_it_signed_is_alive() {
     let pt = issue_private_token(&srv, &tokens.access, "long-lived", 86_400);
     let mut kids = vec![k0.clone()];
     for _ in 0..3 {
-        keys_rotate(&srv.db);
+        keys_rotate_now(&srv.db);
         kids.push(active_kid(&srv.db));
     }
     let [_, k1, k2, k3] = <[String; 4]>::try_from(kids).unwrap();
@@ -188,9 +192,9 @@ fn a_retired_key_is_published_exactly_until_nothing_it_signed_is_alive() {
     }
     assert_eq!(kid_of(&fresh_access(&srv, &tokens.refresh)), k3);
     let listing = keys_list(&srv.db);
-    assert!(list_line(&listing, &k3).contains("active"), "{listing}");
-    for kid in [&k0, &k1, &k2] {
-        assert!(!list_line(&listing, kid).contains("active"), "{listing}");
+    assert!(list_line(&listing, &k3).contains(" signing "), "{listing}");
+    for kid in [&k0, &k1] {
+        assert!(list_line(&listing, kid).contains(" retired "), "{listing}");
     }
 
     // The private token's expiry passes (beyond any leeway) and k1's access
@@ -209,4 +213,118 @@ fn a_retired_key_is_published_exactly_until_nothing_it_signed_is_alive() {
     assert_eq!(kid_of(&access), k3);
     assert_eq!(get_profile(&srv, &access).status, 200);
     assert!(verify_against_jwks(&srv, &access));
+}
+
+/// The kid `keys rotate` printed: "new signing key KID: …".
+fn printed_kid(printed: &str) -> String {
+    printed
+        .split_whitespace()
+        .nth(3)
+        .map(|k| k.trim_end_matches(&[':', ';'][..]).to_string())
+        .unwrap_or_else(|| panic!("no kid in {printed:?}"))
+}
+
+/// API.md "Tokens": a new key is published at once but signs only once it has
+/// been published for `--jwks-max-age`. Checked as a caching verifier sees it:
+/// the last JWKS fetched without the new key is still fresh for 3 s, and no
+/// token the new key signed may appear before that cache expires.
+#[test]
+fn a_rotated_key_is_published_at_once_and_signs_only_after_jwks_max_age() {
+    const MAX_AGE: Duration = Duration::from_secs(3);
+    let srv = Server::with_args(&["--jwks-max-age", "3"]);
+    let (_, tokens) = new_session(&srv, "keys-prepublish");
+    let k0 = kid_of(&tokens.access);
+    let resp = srv.get("/.well-known/jwks.json").send();
+    assert_eq!(resp.header("Cache-Control"), Some("public, max-age=3"));
+
+    let rotated_at = Instant::now();
+    let k1 = printed_kid(&keys_rotate(&srv.db));
+    assert_ne!(k1, k0);
+    let listing = keys_list(&srv.db);
+    assert!(list_line(&listing, &k1).contains(" next "), "{listing}");
+    assert!(list_line(&listing, &k1).contains("signing"), "{listing}");
+    assert!(list_line(&listing, &k0).contains(" signing "), "{listing}");
+    assert!(list_line(&listing, &k0).contains("retired"), "{listing}");
+
+    // Published at once (within the service's reload).
+    let mut last_without_k1 = Instant::now();
+    let published = poll_until(PICKUP, || {
+        let kids = published_kids(&srv);
+        if !kids.contains(&k1) {
+            last_without_k1 = Instant::now();
+        }
+        kids.contains(&k1)
+    });
+    assert!(published, "the new key was not published within {PICKUP:?}");
+    let published_after = rotated_at.elapsed();
+    assert!(published_kids(&srv).contains(&k0), "the old key stays");
+    assert_eq!(
+        kid_of(&fresh_access(&srv, &tokens.refresh)),
+        k0,
+        "the new key signs before verifiers can hold it"
+    );
+
+    // Signs once a JWKS cached before it was published has expired.
+    let mut asked_at = Instant::now();
+    let switched = poll_until(Duration::from_secs(20), || {
+        asked_at = Instant::now();
+        kid_of(&fresh_access(&srv, &tokens.refresh)) == k1
+    });
+    assert!(switched, "the new key never signed");
+    let waited = asked_at.duration_since(last_without_k1);
+    assert!(
+        waited >= MAX_AGE,
+        "a token signed by the new key {waited:?} after a JWKS without it was served"
+    );
+    eprintln!(
+        "pre-publication: published after {published_after:?}, signing after {:?}",
+        asked_at.duration_since(rotated_at)
+    );
+    let listing = keys_list(&srv.db);
+    assert!(list_line(&listing, &k1).contains(" signing "), "{listing}");
+    assert!(list_line(&listing, &k0).contains(" retired "), "{listing}");
+    assert!(list_line(&listing, &k0).contains("dropped"), "{listing}");
+    // Both keys verify: old tokens keep working.
+    assert_eq!(get_profile(&srv, &tokens.access).status, 200);
+    assert!(verify_against_jwks(&srv, &tokens.access));
+}
+
+/// API.md "Tokens": `keys revoke KID` drops a key at once: every token it
+/// signed is refused, the JWKS drops it, and the newest other key signs.
+#[test]
+fn keys_revoke_drops_a_key_from_a_running_service_at_once() {
+    let srv = Server::start();
+    let (_, tokens) = new_session(&srv, "keys-revoke");
+    let pt = issue_private_token(&srv, &tokens.access, "ci", 600);
+    let k0 = kid_of(&tokens.access);
+    // A key waiting to sign (default --jwks-max-age 300) takes over at once.
+    let k1 = printed_kid(&keys_rotate(&srv.db));
+    await_published(&srv, &kid_set(&[&k0, &k1]), "the next key is published");
+    assert_eq!(get_profile(&srv, &tokens.access).status, 200);
+
+    let revoked_at = Instant::now();
+    let printed = admin_ok(&srv.db, &["keys", "revoke", &k0], "");
+    assert!(printed.contains(&k1), "the successor is named: {printed}");
+    let refused = poll_until(PICKUP, || get_profile(&srv, &tokens.access).status == 401);
+    assert!(
+        refused,
+        "a revoked key's token still works after {PICKUP:?}"
+    );
+    eprintln!("revocation took effect after {:?}", revoked_at.elapsed());
+    assert_error(&get_profile(&srv, &tokens.access), 401, "token_not_valid");
+    assert_error(&get_profile(&srv, &pt.token), 401, "token_not_valid");
+    assert_eq!(published_kids(&srv), std::slice::from_ref(&k1));
+    assert!(!verify_against_jwks(&srv, &tokens.access));
+    let listing = keys_list(&srv.db);
+    assert!(!listing.contains(&k0), "{listing}");
+    assert!(list_line(&listing, &k1).contains(" signing "), "{listing}");
+    // The session lives on: its next access token is signed by the successor.
+    let access = fresh_access(&srv, &tokens.refresh);
+    assert_eq!(kid_of(&access), k1);
+    assert_eq!(get_profile(&srv, &access).status, 200);
+
+    // An unknown kid is an error, exit 1, naming it.
+    let output = admin(&srv.db, &["keys", "revoke", &k0], "");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&k0));
 }

@@ -129,8 +129,8 @@ fn admin_commands_work_beside_a_running_server() {
         let kid = key["kid"].as_str().unwrap();
         let line = out.lines().find(|l| l.contains(kid));
         assert!(
-            line.is_some_and(|l| l.contains("active")),
-            "kid {kid} not listed as active:\n{out}"
+            line.is_some_and(|l| l.contains("signing")),
+            "kid {kid} not listed as signing:\n{out}"
         );
     }
 

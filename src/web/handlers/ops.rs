@@ -44,11 +44,12 @@ pub fn healthz(app: &App, _request: &Request) -> Result<Response, ApiError> {
 }
 
 /// `GET /.well-known/jwks.json`: the public keys that verify latchkey's tokens.
-/// Cacheable for five minutes: short enough that a rotated key reaches
-/// verifiers well before tokens signed by it circulate widely.
+/// Cacheable for `--jwks-max-age`: a new key is published at least that long
+/// before it signs (`key_ring`), so a verifier that honours it never meets an
+/// unknown `kid`.
 pub fn jwks(app: &App, _request: &Request) -> Result<Response, ApiError> {
-    Ok(http::json_response(200, &app.keys().jwks())
-        .with_unique_header("Cache-Control", "public, max-age=300"))
+    let cache = format!("public, max-age={}", app.config.jwks_max_age);
+    Ok(http::json_response(200, &app.keys().jwks()).with_unique_header("Cache-Control", cache))
 }
 
 /// `GET /metrics`: Prometheus metrics (OpenMetrics text).

@@ -68,7 +68,7 @@ impl TokenView {
 /// The expiry asked for, as a Unix time: `Ok(None)` when neither field is
 /// given (allowed only for rotation).
 fn expiry(app: &App, req: ExpiryRequest, now: i64, fields: &mut FieldErrors) -> Option<i64> {
-    let max = now + app.config.max_private_token_ttl as i64;
+    let max = now.saturating_add(app.config.max_private_token_ttl);
     let (field, at) = match (req.expires_in, req.expires_at) {
         (Some(_), Some(_)) => {
             fields.insert("expires_in", "give expires_in or expires_at, not both");
@@ -224,8 +224,7 @@ pub fn rotate_token(app: &App, request: &Request, id: &str) -> Result<Response, 
     if !fields.is_empty() {
         return Err(ApiError::Validation(fields));
     }
-    let lifetime =
-        (old.expires_at - old.created_at).clamp(1, app.config.max_private_token_ttl as i64);
+    let lifetime = (old.expires_at - old.created_at).clamp(1, app.config.max_private_token_ttl);
     let expires_at = asked.unwrap_or(now + lifetime);
     mint(app, &caller.user_id, old.name, expires_at, Some(&old.id))
 }

@@ -138,8 +138,8 @@ struct LogInResponse {
     access_token: String,
     refresh_token: String,
     token_type: &'static str,
-    expires_in: u64,
-    refresh_expires_in: u64,
+    expires_in: i64,
+    refresh_expires_in: i64,
     session_id: String,
     user: UserView,
 }
@@ -194,7 +194,7 @@ pub fn open_session(app: &App, request: &Request, user: users::User) -> Result<R
     let now = clock::now();
     let session_id = ids::uuid();
     let refresh = Secret::generate();
-    let refresh_ttl = app.config.refresh_ttl as i64;
+    let refresh_ttl = app.config.refresh_ttl;
     let user_agent = http::user_agent(request);
     db::write(&mut *app.conn()?, |tx| {
         let session = sessions::NewSession {
@@ -246,7 +246,7 @@ struct RefreshResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
     token_type: &'static str,
-    expires_in: u64,
+    expires_in: i64,
 }
 
 /// `POST /refresh/`, `POST /api/auth/refresh`: a new access token for the
@@ -257,8 +257,8 @@ pub fn refresh(app: &App, request: &Request) -> Result<Response, ApiError> {
     let token = http::json::<RefreshRequest>(request)?.token()?;
     let policy = refresh_tokens::Policy {
         rotate: app.config.rotate_refresh_tokens,
-        reuse_interval: app.config.refresh_reuse_interval as i64,
-        refresh_ttl: app.config.refresh_ttl as i64,
+        reuse_interval: app.config.refresh_reuse_interval,
+        refresh_ttl: app.config.refresh_ttl,
     };
     let now = clock::now();
     let secret = &app.rotation_secret;

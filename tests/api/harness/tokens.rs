@@ -175,6 +175,11 @@ pub fn keys_rotate(db: &Path) -> String {
     admin_ok(db, &["keys", "rotate"], "")
 }
 
+/// `latchkey keys rotate --now --db DB`, asserting success; returns its stdout.
+pub fn keys_rotate_now(db: &Path) -> String {
+    admin_ok(db, &["keys", "rotate", "--now"], "")
+}
+
 /// `latchkey keys list --db DB`, asserting success; returns its stdout.
 pub fn keys_list(db: &Path) -> String {
     admin_ok(db, &["keys", "list"], "")

@@ -58,47 +58,15 @@ fi
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
-SERVER_PID=""
-# SIGTERM, then wait for the exit; returns the server's exit status (the
-# service exits 0 on SIGTERM).
-stop_server() {
-    local code=0
-    if [[ -n "$SERVER_PID" ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" || code=$?
-        SERVER_PID=""
-    fi
-    return "$code"
-}
+# shellcheck source=ci/server.sh
+source ci/server.sh
 trap 'stop_server || true' EXIT
 
 # Login throttling would turn schemathesis' repeated logins for one email
 # into 429s (documented, but they hide the other answers); the limit is
 # raised, not removed.
-"$BIN" serve --listen 127.0.0.1:0 --db "$WORK/latchkey.db" \
-    --login-max-failures 100000 \
-    >"$WORK/stdout" 2>"$WORK/server.log" &
-SERVER_PID=$!
-
-# Poll (for at most 20 s) for the announced address instead of guessing a port.
-ADDR=""
-for _ in $(seq 1 200); do
-    ADDR="$(sed -n 's/^listening on //p' "$WORK/stdout" | head -n 1)"
-    [[ -n "$ADDR" ]] && break
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "latchkey exited before listening:"
-        cat "$WORK/server.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-if [[ -z "$ADDR" ]]; then
-    log "latchkey did not announce its address within 20 s"
-    cat "$WORK/server.log" >&2
-    exit 1
-fi
-readonly BASE="http://${ADDR#http://}"
-log "latchkey listening on $BASE"
+start_server "$WORK" --login-max-failures 100000
+readonly BASE
 
 # A user to act as, with a picture, so that `GET /media/avatars/{id}` has
 # something to serve: schemathesis cannot learn the id (`image_url` is a URL),

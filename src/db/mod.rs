@@ -25,6 +25,8 @@ pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 
 /// A database connection, for code above `db` that passes one along.
 pub use rusqlite::Connection;
+/// A database failure, for code above `db` that passes one along.
+pub use rusqlite::Error;
 
 const SCHEMA: &str = include_str!("../../schema.sql");
 

@@ -13,10 +13,9 @@
 //! deleted at once.
 
 use crate::clock;
-use crate::db::{self, settings, signing_keys};
+use crate::db::{self, Connection, settings, signing_keys};
 use crate::domain::keys::{KeyError, SigningKey};
 use crate::domain::tokens::KeyRing;
-use rusqlite::Connection;
 use signing_keys::{StoredKey, Window};
 use std::fmt;
 
@@ -27,7 +26,7 @@ pub const RELOAD_SECONDS: u64 = 1;
 /// Why the keys could not be loaded, rotated or revoked.
 #[derive(Debug)]
 pub enum KeyRingError {
-    Database(rusqlite::Error),
+    Database(db::Error),
     /// No connection could be had from the pool.
     Pool(r2d2::Error),
     /// A new key could not be made.
@@ -55,8 +54,8 @@ impl fmt::Display for KeyRingError {
 
 impl std::error::Error for KeyRingError {}
 
-impl From<rusqlite::Error> for KeyRingError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<db::Error> for KeyRingError {
+    fn from(e: db::Error) -> Self {
         KeyRingError::Database(e)
     }
 }

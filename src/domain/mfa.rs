@@ -3,10 +3,9 @@
 //! a user's factor inside the transaction that spends it, so a code is never
 //! accepted twice (RFC 6238 §5.2).
 
-use crate::db::{mfa_tokens, recovery_codes, settings, totp_factors};
+use crate::db::{self, Connection, mfa_tokens, recovery_codes, settings, totp_factors};
 use crate::domain::ids;
 use ring::hmac;
-use rusqlite::Connection;
 use std::fmt;
 use totp_rs::{Algorithm, Builder, Totp};
 
@@ -165,7 +164,7 @@ pub fn spend(
     user_id: &str,
     proof: &Proof,
     now: i64,
-) -> rusqlite::Result<Option<Method>> {
+) -> Result<Option<Method>, db::Error> {
     let Some(secret) = totp_factors::find(tx, user_id)?.and_then(|f| f.secret) else {
         return Ok(None);
     };
@@ -195,7 +194,7 @@ pub fn new_recovery_codes(
     tx: &Connection,
     user_id: &str,
     now: i64,
-) -> rusqlite::Result<Vec<RecoveryCode>> {
+) -> Result<Vec<RecoveryCode>, db::Error> {
     let key = settings::secret(tx, RECOVERY_CODE_KEY)?;
     let codes: Vec<RecoveryCode> = (0..RECOVERY_CODES)
         .map(|_| RecoveryCode::generate())
@@ -207,7 +206,7 @@ pub fn new_recovery_codes(
 
 /// Turns the user's second factor off: the secret, the recovery codes and
 /// any login waiting for its second step go. `false` if it was not on.
-pub fn turn_off(tx: &Connection, user_id: &str) -> rusqlite::Result<bool> {
+pub fn turn_off(tx: &Connection, user_id: &str) -> Result<bool, db::Error> {
     let was_on = totp_factors::is_on(tx, user_id)?;
     totp_factors::delete(tx, user_id)?;
     recovery_codes::delete_all_of_user(tx, user_id)?;

@@ -4,8 +4,9 @@
 //! request waiting to write gets the lock; a sweep of a million rows never
 //! holds it for long.
 
-use crate::db::{self, mfa_tokens, private_tokens, refresh_tokens, sessions, signing_keys};
-use rusqlite::{Connection, Transaction};
+use crate::db::{
+    self, Connection, mfa_tokens, private_tokens, refresh_tokens, sessions, signing_keys,
+};
 use std::time::{Duration, Instant};
 
 /// Rows per transaction: a few milliseconds of work.
@@ -48,7 +49,7 @@ pub fn sweep(
     now: i64,
     window: signing_keys::Window,
     stop: &dyn Fn() -> bool,
-) -> rusqlite::Result<Removed> {
+) -> Result<Removed, db::Error> {
     // Deleting expired rows needs no durability: after a power loss they are
     // just deleted again. Without an fsync per batch, each batch holds the
     // write lock for less time, so requests that write wait less.
@@ -63,7 +64,7 @@ fn sweep_batches(
     now: i64,
     window: signing_keys::Window,
     stop: &dyn Fn() -> bool,
-) -> rusqlite::Result<Removed> {
+) -> Result<Removed, db::Error> {
     let mut removed = Removed {
         refresh_tokens: in_batches(conn, refresh_tokens::delete_expired, now, stop)?,
         sessions: in_batches(conn, sessions::delete_expired, now, stop)?,
@@ -79,7 +80,7 @@ fn sweep_batches(
 }
 
 /// One `db::*::delete_expired` statement: (connection, before, limit) → rows.
-type Batch = fn(&Connection, i64, i64) -> rusqlite::Result<usize>;
+type Batch = fn(&Connection, i64, i64) -> Result<usize, db::Error>;
 
 /// Runs a batch deletion until it removes less than a batch.
 fn in_batches(
@@ -87,11 +88,11 @@ fn in_batches(
     delete: Batch,
     before: i64,
     stop: &dyn Fn() -> bool,
-) -> rusqlite::Result<usize> {
+) -> Result<usize, db::Error> {
     let mut total = 0;
     while !stop() {
         let started = Instant::now();
-        let n = db::write(conn, |tx: &Transaction<'_>| delete(tx, before, BATCH))?;
+        let n = db::write(conn, |tx| delete(tx, before, BATCH))?;
         total += n;
         if i64::try_from(n).is_ok_and(|n| n < BATCH) {
             break;

@@ -2,7 +2,7 @@
 //! prints it as one line and exits 1. Each variant keeps its cause as a value,
 //! so nothing is flattened into a string before it is shown.
 
-use crate::db::OpenError;
+use crate::db::{self, OpenError};
 use crate::domain::key_ring::KeyRingError;
 use std::fmt;
 use std::io;
@@ -16,7 +16,7 @@ pub enum OpsError {
         path: PathBuf,
         error: OpenError,
     },
-    Database(rusqlite::Error),
+    Database(db::Error),
     Pool(r2d2::Error),
     Keys(KeyRingError),
     /// The listening socket could not be bound (`--listen`).
@@ -71,8 +71,8 @@ impl fmt::Display for OpsError {
 
 impl std::error::Error for OpsError {}
 
-impl From<rusqlite::Error> for OpsError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<db::Error> for OpsError {
+    fn from(e: db::Error) -> Self {
         OpsError::Database(e)
     }
 }

@@ -86,7 +86,7 @@ fn with_proof<T>(
     request: &Request,
     user: &users::User,
     proof: &Proof,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError>,
+    f: impl FnOnce(&db::Connection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let now = clock::now();
     let key = throttle_key(user);
@@ -122,7 +122,7 @@ pub fn enrol_totp(app: &App, request: &Request) -> Result<Response, ApiError> {
         .otpauth_uri(&app.config.issuer, &user.email)
         .ok_or_else(|| ApiError::internal("the otpauth URI could not be built"))?;
     let now = clock::now();
-    let store = |tx: &rusqlite::Transaction<'_>| {
+    let store = |tx: &db::Connection| {
         totp_factors::set_pending(tx, &user.id, secret.bytes(), now)?;
         Ok::<_, ApiError>(())
     };
@@ -132,7 +132,7 @@ pub fn enrol_totp(app: &App, request: &Request) -> Result<Response, ApiError> {
             .ok_or_else(|| ApiError::field("code", "is required while the second factor is on"))?;
         with_proof(app, request, &user, &proof, store)?;
     } else {
-        db::write(&mut *app.conn()?, store)?;
+        db::write(&mut *app.conn()?, |tx| store(tx))?;
     }
     Ok(http::token_response(
         200,

@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::db::Pool;
 use crate::db::signing_keys::Window;
+use crate::domain::blocking::Blocking;
 use crate::domain::password::Hasher;
 use crate::domain::throttle::Throttle;
 use crate::domain::token_cache::Verified;
@@ -32,14 +33,17 @@ pub struct App {
     pub rotation_secret: Vec<u8>,
     /// How long a retired key's access tokens may live (`keystore`).
     pub window: Window,
-    /// Picture uploads are decoded one at a time (see `handlers::media`).
+    /// Picture uploads are decoded one at a time (see `handlers::images`).
     pub image_lock: Mutex<()>,
+    /// Where slow work (hashing, picture decoding) runs.
+    pub blocking: Blocking,
     keys: RwLock<Arc<KeyRing>>,
 }
 
 /// What `App::new` needs besides the configuration.
 pub struct Parts {
     pub db: Pool,
+    pub blocking: Blocking,
     pub hasher: Hasher,
     pub keys: KeyRing,
     pub rotation_secret: Vec<u8>,
@@ -66,6 +70,7 @@ impl App {
             rotation_secret: parts.rotation_secret,
             window: parts.window,
             image_lock: Mutex::new(()),
+            blocking: parts.blocking,
             keys: RwLock::new(Arc::new(parts.keys)),
         }
     }

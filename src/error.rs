@@ -199,6 +199,14 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON body as bytes. Serialising static strings and a map of them
+    /// cannot fail; were it ever to, the body is empty rather than a panic.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.body()).unwrap_or_default()
+    }
+}
+
 #[derive(serde::Serialize)]
 pub struct ErrorBody<'a> {
     pub code: &'static str,

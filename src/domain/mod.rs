@@ -2,6 +2,7 @@
 //! SQL — field validation, password hashing, throttling, picture cleaning,
 //! token claims and signing keys, and the secrets latchkey makes.
 
+pub mod blocking;
 pub mod ids;
 pub mod images;
 pub mod jwt_provider;

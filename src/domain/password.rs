@@ -11,6 +11,8 @@
 use std::fmt;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
+use crate::domain::blocking::Blocking;
+
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -47,6 +49,8 @@ pub struct Verdict {
 
 /// Hashes and verifies passwords, at most `parallel` at a time.
 pub struct Hasher {
+    /// Where the hashing itself runs (a worker steps aside from its slot).
+    blocking: Blocking,
     parallel: usize,
     capacity: usize,
     state: Mutex<State>,
@@ -71,6 +75,7 @@ impl Hasher {
     pub fn new(parallel: usize, queue: usize) -> Hasher {
         let parallel = parallel.max(1);
         Hasher {
+            blocking: Blocking::INLINE,
             parallel,
             capacity: parallel.saturating_add(queue),
             state: Mutex::new(State {
@@ -81,6 +86,13 @@ impl Hasher {
             slot_freed: Condvar::new(),
             rng: SystemRandom::new(),
         }
+    }
+
+    /// Runs the hashing itself inside `blocking` (the service passes the worker
+    /// pool's step-aside, so a handler waiting on argon2 frees its slot).
+    pub fn with_blocking(mut self, blocking: Blocking) -> Hasher {
+        self.blocking = blocking;
+        self
     }
 
     /// Hashes a new password into a PHC string
@@ -97,7 +109,7 @@ impl Hasher {
             .expect("the system random source failed");
         let params = current_params();
         let mut out = [0u8; OUTPUT_LEN];
-        crate::transport::workers::step_aside(|| {
+        self.blocking.run(|| {
             let mut unused = Vec::new();
             let memory = admission.memory(standard_blocks(), &mut unused);
             Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
@@ -135,7 +147,7 @@ impl Hasher {
             }
         };
         let mut admission = self.admit()?;
-        let result = crate::transport::workers::step_aside(|| {
+        let result = self.blocking.run(|| {
             let mut oversized = Vec::new();
             let blocks = stored_hash.argon2.params().block_count();
             let memory = admission.memory(blocks, &mut oversized);

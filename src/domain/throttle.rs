@@ -147,13 +147,18 @@ fn network_of(address: IpAddr) -> IpAddr {
 
 /// The client's address: the peer, or — when the peer is a trusted proxy —
 /// the nearest `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// `forwarded_for` is every line of the header joined in order (the transport
+/// joins them); the chain is walked from the right. An IPv4-mapped IPv6
+/// address (`::ffff:a.b.c.d`, what a dual-stack socket reports for an IPv4
+/// peer) counts as its IPv4 address.
 pub fn client_address(
     peer: Option<IpAddr>,
     forwarded_for: Option<&str>,
     trusted: &[IpAddr],
 ) -> Option<IpAddr> {
-    let peer = peer?;
-    if !trusted.contains(&peer) {
+    let peer = peer?.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);
+    if !is_trusted(&peer) {
         return Some(peer);
     }
     let Some(chain) = forwarded_for else {
@@ -162,8 +167,8 @@ pub fn client_address(
     let mut hops = chain.rsplit(',').map(str::trim);
     let mut last = peer;
     for hop in &mut hops {
-        match hop.parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => last = ip,
+        match hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+            Ok(ip) if is_trusted(&ip) => last = ip,
             Ok(ip) => return Some(ip),
             // A malformed entry ends what we can believe.
             Err(_) => return Some(last),
@@ -272,5 +277,26 @@ mod tests {
             Some(proxy)
         );
         assert_eq!(client_address(None, spoofed, &[proxy]), None);
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_count_as_ipv4() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped_proxy: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let client: IpAddr = "203.0.113.9".parse().unwrap();
+        let chain = Some("198.51.100.1, ::ffff:203.0.113.9, ::ffff:10.0.0.1");
+        assert_eq!(
+            client_address(Some(mapped_proxy), chain, &[proxy]),
+            Some(client)
+        );
+        assert_eq!(
+            client_address(Some(proxy), chain, &[mapped_proxy]),
+            Some(client)
+        );
+        let stranger: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            client_address(Some(stranger), chain, &[proxy]),
+            Some("192.0.2.1".parse().unwrap())
+        );
     }
 }

@@ -4,29 +4,22 @@
 use crate::app::{App, Parts};
 use crate::config::Config;
 use crate::db::{self, settings};
+use crate::domain::blocking::Blocking;
 use crate::domain::jwt_provider;
 use crate::domain::key_ring;
 use crate::domain::password::Hasher;
-use crate::error::ApiError;
 use crate::ops::background;
 use crate::ops::error::OpsError;
 use crate::ops::notify;
-use crate::transport::workers::Workers;
-use crate::transport::{self, Refusal, Stopper};
-use crate::web::router;
-use rouille::{Request, Response};
+use crate::transport::workers::{self, Workers};
+use crate::transport::{self, Stopper};
+use crate::web::service::{self, Service};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Largest request body the connection layer reads. JSON routes refuse much
-/// less (`http::JSON_LIMIT`); this leaves room for a picture upload.
-fn max_body_bytes(config: &Config) -> usize {
-    config.max_image_bytes + 64 * 1024
-}
 
 /// Hashes waiting beyond the ones running: enough for a login burst from a
 /// few dozen clients, short enough that a flood gets a fast 503.
@@ -55,7 +48,9 @@ pub fn run(config: Config) -> Result<(), OpsError> {
     drop(conn);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let hasher = Hasher::new(cores, cores * HASH_QUEUE_PER_CORE);
+    // Slow work steps aside from its worker slot (see `transport::workers`).
+    let blocking = Blocking::new(|work| workers::step_aside(work));
+    let hasher = Hasher::new(cores, cores * HASH_QUEUE_PER_CORE).with_blocking(blocking);
     // Requests waiting on the hasher step aside from their worker slot; one
     // spare thread per hashing place keeps `threads` slots for everyone else.
     let workers = Workers::new(config.threads(), cores + cores * HASH_QUEUE_PER_CORE);
@@ -63,7 +58,8 @@ pub fn run(config: Config) -> Result<(), OpsError> {
         idle_timeout: config.idle_timeout,
         request_timeout: config.request_timeout,
         max_connections: config.max_connections,
-        max_body_bytes: max_body_bytes(&config),
+        body_bytes: service::BODY_LIMIT,
+        max_body_bytes: service::max_body_limit(config.max_image_bytes),
     };
     let listener = TcpListener::bind(config.listen).map_err(|error| OpsError::Bind {
         addr: config.listen,
@@ -74,6 +70,7 @@ pub fn run(config: Config) -> Result<(), OpsError> {
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
     let parts = Parts {
         db: pool,
+        blocking,
         hasher,
         keys,
         rotation_secret,
@@ -115,27 +112,6 @@ pub fn run(config: Config) -> Result<(), OpsError> {
     served?;
     log::info!("stopped");
     Ok(())
-}
-
-/// The router, as the connection layer sees it.
-struct Service(Arc<App>);
-
-impl transport::Service for Service {
-    fn handle(&self, request: &Request) -> Response {
-        router::handle(&self.0, request)
-    }
-
-    fn refuse(&self, refusal: Refusal) -> Response {
-        let error = match refusal {
-            Refusal::BadRequest => ApiError::BadRequest,
-            Refusal::HeadersTooLarge => ApiError::HeadersTooLarge,
-            Refusal::PayloadTooLarge => ApiError::PayloadTooLarge,
-            Refusal::RequestTimeout => ApiError::RequestTimeout,
-            Refusal::Overloaded => ApiError::Overloaded,
-        };
-        log::info!(target: "latchkey::access", "- - {} refused by the connection layer", error.status());
-        router::error_response(&self.0, &error)
-    }
 }
 
 /// Tells systemd (`Type=notify`) about readiness and stopping; a no-op

@@ -1,16 +1,17 @@
 //! One connection's life on its own thread: wait for a request (idle timeout), read
-//! it (request timeout), run the handler on the worker pool, write the response, and
-//! again while keep-alive holds.
+//! its head, have its body limit decided, read its body (request timeout), run the
+//! handler on the worker pool, write the response, and again while keep-alive holds.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Shared;
 use super::deadline::Deadlined;
+use super::head::{BodyFraming, Head};
 use super::input::{Failure, Input, Reservation};
 use super::output::{self, Reply};
+use super::{Refusal, RequestLine, Shared, refusal_response};
 
 /// After answering and before closing, how long and how much we still read from a
 /// client that keeps sending, so our answer isn't destroyed by a reset (a close with
@@ -72,8 +73,21 @@ fn exchange(shared: &Shared, input: &mut Input, stream: &TcpStream, peer: Socket
     let deadline = Instant::now() + options.request_timeout;
     let mut head = match input.read_head(deadline, options.max_body_bytes) {
         Ok(head) => head,
-        Err(failure) => return fail(shared, stream, peer, failure),
+        Err((failure, line)) => {
+            let line = line
+                .as_ref()
+                .map(|(method, target)| RequestLine { method, target });
+            return fail(shared, stream, failure, line);
+        }
     };
+    let limit = match admit(shared, &head, peer) {
+        Ok(limit) => limit,
+        Err(Admission::Answer(response)) => return answer_and_close(shared, stream, response),
+        Err(Admission::Refuse(refusal, why)) => {
+            return fail(shared, stream, Failure::Refuse(refusal, why), head.line());
+        }
+    };
+    // Only now: a client that waits for 100 Continue sends nothing we refuse.
     if head.expect_continue && !input.holds_body(head.framing) {
         let mut out = Deadlined { stream, deadline };
         if out.write_all(output::CONTINUE).is_err() {
@@ -81,17 +95,13 @@ fn exchange(shared: &Shared, input: &mut Input, stream: &TcpStream, peer: Socket
         }
     }
     let mut reserved = Reservation::new(&shared.body_budget);
-    let body = match input.read_body(
-        head.framing,
-        options.max_body_bytes,
-        deadline,
-        &mut reserved,
-    ) {
+    let body = match input.read_body(head.framing, limit, deadline, &mut reserved) {
         Ok(body) => body,
-        Err(failure) => return fail(shared, stream, peer, failure),
+        Err(failure) => return fail(shared, stream, failure, head.line()),
     };
     head.set_body_length(body.len());
     let (head_only, http10, keep_alive) = (head.method == "HEAD", head.http10, head.keep_alive);
+    let (method, target) = (head.method.clone(), head.target.clone());
     let request =
         rouille::Request::fake_http_from(peer, head.method, head.target, head.headers, body);
     let service = Arc::clone(&shared.service);
@@ -99,9 +109,12 @@ fn exchange(shared: &Shared, input: &mut Input, stream: &TcpStream, peer: Socket
     // The response may be written until this deadline, a slow reader notwithstanding.
     let write_deadline = Instant::now() + options.request_timeout;
     let Ok(response) = handled else {
-        log::warn!("{peer}: request handler failed; answering 500");
-        let _ = output::write_response(stream, internal_error(), Reply::CLOSE, write_deadline);
-        return Next::CloseAfterAnswer;
+        log::warn!("{peer}: request handler failed");
+        let line = RequestLine {
+            method: &method,
+            target: &target,
+        };
+        return refuse(shared, stream, Refusal::Internal, Some(line));
     };
     // Checked after the handler: stopping may have begun while it ran.
     let reply = Reply {
@@ -119,26 +132,87 @@ fn exchange(shared: &Shared, input: &mut Input, stream: &TcpStream, peer: Socket
     }
 }
 
+/// Why a request is not read past its head.
+enum Admission {
+    /// The service's own answer (a 401 for an upload without valid credentials, say).
+    Answer(rouille::Response),
+    Refuse(Refusal, &'static str),
+}
+
+/// The body limit of this request. Within `Options::body_bytes` it is decided
+/// here; a larger or chunked body is the service's to allow (by route and
+/// credentials), so an unauthenticated client never gets to send a large one.
+fn admit(shared: &Shared, head: &Head, peer: SocketAddr) -> Result<usize, Admission> {
+    let options = &shared.options;
+    match head.framing {
+        BodyFraming::Empty => return Ok(options.body_bytes),
+        BodyFraming::Length(length) if length <= options.body_bytes => {
+            return Ok(options.body_bytes);
+        }
+        BodyFraming::Length(_) | BodyFraming::Chunked => {}
+    }
+    let request = rouille::Request::fake_http_from(
+        peer,
+        head.method.clone(),
+        head.target.clone(),
+        head.headers.clone(),
+        Vec::new(),
+    );
+    let service = Arc::clone(&shared.service);
+    // On a worker: admitting may verify a token against the database.
+    let limit = match shared.workers.call(move || service.admit(&request)) {
+        Ok(Ok(limit)) => limit.min(options.max_body_bytes),
+        Ok(Err(response)) => return Err(Admission::Answer(response)),
+        Err(()) => {
+            return Err(Admission::Refuse(
+                Refusal::Internal,
+                "admitting the request failed",
+            ));
+        }
+    };
+    match head.framing {
+        BodyFraming::Length(length) if length > limit => Err(Admission::Refuse(
+            Refusal::PayloadTooLarge,
+            "Content-Length over this request's body limit",
+        )),
+        _ => Ok(limit),
+    }
+}
+
 /// Answers a refusal made while reading the request, or just closes.
-fn fail(shared: &Shared, stream: &TcpStream, peer: SocketAddr, failure: Failure) -> Next {
+fn fail(
+    shared: &Shared,
+    stream: &TcpStream,
+    failure: Failure,
+    line: Option<RequestLine<'_>>,
+) -> Next {
     let Failure::Refuse(refusal, why) = failure else {
         return Next::Close;
     };
     // Only our fixed reason: request data (tokens, say) never reaches the log.
-    log::debug!("{peer}: refused with {refusal:?}: {why}");
-    let response = shared.service.refuse(refusal);
+    log::debug!("refused with {refusal:?}: {why}");
+    refuse(shared, stream, refusal, line)
+}
+
+/// Writes the service's answer to `refusal` and closes.
+fn refuse(
+    shared: &Shared,
+    stream: &TcpStream,
+    refusal: Refusal,
+    line: Option<RequestLine<'_>>,
+) -> Next {
+    match refusal_response(shared.service.as_ref(), refusal, line) {
+        Some(response) => answer_and_close(shared, stream, response),
+        None => Next::Close,
+    }
+}
+
+fn answer_and_close(shared: &Shared, stream: &TcpStream, response: rouille::Response) -> Next {
     let deadline = Instant::now() + shared.options.request_timeout;
     match output::write_response(stream, response, Reply::CLOSE, deadline) {
         Ok(_) => Next::CloseAfterAnswer,
         Err(_) => Next::Close,
     }
-}
-
-/// The answer when a handler panicked or the pool is gone. The `Service` builds every
-/// other error body; this one can't be its, as its code may be what failed.
-fn internal_error() -> rouille::Response {
-    let body = r#"{"code":"internal_error","detail":"The server could not complete the request."}"#;
-    rouille::Response::from_data("application/json", body).with_status_code(500)
 }
 
 /// Half-closes, then reads and drops what the client still sends, bounded in time and
@@ -158,20 +232,5 @@ fn linger(stream: &TcpStream) {
             Ok(0) | Err(_) => return,
             Ok(count) => drained += count,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn internal_error_is_json_without_internals() {
-        let response = internal_error();
-        assert_eq!(response.status_code, 500);
-        let (mut reader, _) = response.data.into_reader_and_size();
-        let mut body = String::new();
-        reader.read_to_string(&mut body).unwrap();
-        assert!(body.contains("\"code\":\"internal_error\""));
     }
 }

@@ -2,8 +2,9 @@
 //! deciding how its body is framed (RFC 9112 §6).
 //!
 //! Every ambiguity a proxy in front of us could read differently is refused here:
-//! `Transfer-Encoding` together with `Content-Length`, any transfer coding other than
-//! a lone `chunked`, differing `Content-Length` values, duplicate `Host` fields.
+//! a line ending other than CRLF, `Transfer-Encoding` together with
+//! `Content-Length`, any transfer coding other than a lone `chunked`, differing
+//! `Content-Length` values, and an HTTP/1.1 request without exactly one valid `Host`.
 
 use super::Refusal;
 
@@ -58,6 +59,11 @@ pub(super) fn parse(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>
     if length > MAX_HEAD_BYTES {
         return Err((Refusal::HeadersTooLarge, "request head over the size limit"));
     }
+    // RFC 9112 §2.2: httparse takes a bare LF as a line end; a proxy that does not
+    // would see a different request (a smuggling vector), so only CRLF is accepted.
+    if has_bare_lf(&buf[..length]) {
+        return Err((Refusal::BadRequest, "bare LF in the request head"));
+    }
     // httparse only completes with all three request-line parts and version 1.0 or 1.1.
     let (Some(method), Some(path), Some(version)) = (request.method, request.path, request.version)
     else {
@@ -65,7 +71,7 @@ pub(super) fn parse(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>
     };
     let http10 = version == 0;
 
-    let mut headers = Vec::with_capacity(request.headers.len() + 1);
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(request.headers.len() + 1);
     let mut framing = FramingFields::default();
     let mut hosts = 0;
     let (mut close, mut keep_alive, mut expect_continue) = (false, false, false);
@@ -84,6 +90,19 @@ pub(super) fn parse(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>
         }
         if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            if !is_valid_host(value) {
+                return Err((Refusal::BadRequest, "invalid Host field"));
+            }
+        } else if name.eq_ignore_ascii_case("x-forwarded-for")
+            && let Some(joined) = headers
+                .iter_mut()
+                .find(|field| field.0.eq_ignore_ascii_case(name))
+        {
+            // Handlers read one field; a proxy may append its own line instead of
+            // extending the list, so all lines are joined in order (RFC 9110 §5.3).
+            joined.1.push_str(", ");
+            joined.1.push_str(value);
+            continue;
         } else if name.eq_ignore_ascii_case("connection") {
             for option in value.split(',').map(str::trim) {
                 close |= option.eq_ignore_ascii_case("close");
@@ -95,8 +114,9 @@ pub(super) fn parse(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>
         }
         headers.push((name.to_owned(), value.to_owned()));
     }
-    if hosts > 1 {
-        return Err((Refusal::BadRequest, "more than one Host field"));
+    // RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host.
+    if hosts > 1 || (hosts == 0 && !http10) {
+        return Err((Refusal::BadRequest, "not exactly one Host field"));
     }
     let framing = framing.decide(http10, max_body)?;
     if let BodyFraming::Length(_) | BodyFraming::Chunked = framing {
@@ -116,7 +136,32 @@ pub(super) fn parse(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>
     Ok(Some((head, length)))
 }
 
+/// The method and target of a head that could not be used, for the log; `None`
+/// when its request line is incomplete or not of the form `METHOD TARGET HTTP/x`.
+pub(super) fn request_line(buf: &[u8]) -> Option<(String, String)> {
+    let end = buf.iter().position(|&byte| byte == b'\n')?;
+    let line = std::str::from_utf8(&buf[..end]).ok()?;
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let mut parts = line.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    let method_ok = !method.is_empty()
+        && method
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
+    if parts.next().is_some() || !method_ok || target.is_empty() || !version.starts_with("HTTP/") {
+        return None;
+    }
+    Some((method.to_owned(), origin_form(target)))
+}
+
 impl Head {
+    pub(super) fn line(&self) -> Option<super::RequestLine<'_>> {
+        Some(super::RequestLine {
+            method: &self.method,
+            target: &self.target,
+        })
+    }
+
     /// Sets the `Content-Length` seen by the handler to the body's decoded length.
     pub(super) fn set_body_length(&mut self, length: usize) {
         if let Some(field) = self
@@ -177,6 +222,48 @@ impl FramingFields<'_> {
     }
 }
 
+/// Whether a line feed in the head lacks its carriage return.
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(index, &byte)| byte == b'\n' && (index == 0 || head[index - 1] != b'\r'))
+}
+
+/// RFC 9112 §3.2 and RFC 3986 §3.2.2: `uri-host [ ":" port ]`, where the host is
+/// an IP literal in brackets or a name of unreserved characters, sub-delimiters
+/// and percent escapes. A comma is refused too: `Host: a, b` is two hosts.
+/// An empty value is allowed (RFC 9112 §3.2, a target without authority).
+fn is_valid_host(value: &str) -> bool {
+    let value = value.trim_matches([' ', '\t']);
+    let (host, port) = match value.strip_prefix('[') {
+        Some(literal) => match literal.split_once(']') {
+            Some((address, rest)) => {
+                let address_ok = !address.is_empty()
+                    && address
+                        .bytes()
+                        .all(|byte| byte.is_ascii_hexdigit() || byte == b':' || byte == b'.');
+                if !address_ok {
+                    return false;
+                }
+                ("", rest)
+            }
+            None => return false,
+        },
+        None => match value.rfind(':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, ""),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|digits| digits.bytes().all(|byte| byte.is_ascii_digit()));
+    let host_ok = host
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=".contains(&byte));
+    port_ok && host_ok
+}
+
 /// Decimal digits only (no sign, no spaces); values too long for u64 read as u64::MAX,
 /// which is over any body limit.
 fn parse_length(value: &str) -> Option<u64> {
@@ -208,8 +295,21 @@ fn origin_form(target: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Parses `text`, with a `Host` field added after the request line of an
+    /// HTTP/1.1 request that has none (the tests are about something else).
     fn head(text: &str) -> Result<Option<(Head, usize)>, Refused> {
-        parse(text.as_bytes(), 1000)
+        parse(with_host(text).as_bytes(), 1000)
+    }
+
+    fn with_host(text: &str) -> String {
+        match text.split_once("\r\n") {
+            Some((line, rest))
+                if line.ends_with("HTTP/1.1") && !rest.to_ascii_lowercase().contains("host:") =>
+            {
+                format!("{line}\r\nHost: t\r\n{rest}")
+            }
+            _ => text.to_owned(),
+        }
     }
 
     fn refusal(text: &str) -> Refusal {
@@ -273,6 +373,89 @@ mod tests {
     }
 
     #[test]
+    fn line_endings_other_than_crlf_are_bad_requests() {
+        for text in [
+            "GET / HTTP/1.1\nHost: t\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: t\n\r\n",
+            "GET / HTTP/1.1\r\nHost: t\r\n\n",
+            "GET / HTTP/1.1\r\nHost: t\n\n",
+            "GET / HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse(text.as_bytes(), 10).map(|_| ()).unwrap_err().0,
+                Refusal::BadRequest,
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn http11_needs_exactly_one_valid_host() {
+        let parsed = |text: &str| parse(text.as_bytes(), 10).map(|found| found.is_some());
+        for bad in [
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a,b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n",
+            "GET / HTTP/1.0\r\nHost: a, b\r\n\r\n",
+        ] {
+            assert_eq!(parsed(bad).unwrap_err().0, Refusal::BadRequest, "{bad:?}");
+        }
+        for good in [
+            "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: xn--d1acufc.xn--p1ai\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+            "GET / HTTP/1.0\r\n\r\n",
+        ] {
+            assert_eq!(parsed(good), Ok(true), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn forwarded_for_lines_are_joined_in_order() {
+        let text = "GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2\r\n\
+                    X-Other: o\r\nx-forwarded-for: 3.3.3.3\r\n\r\n";
+        let (head, _) = head(text).unwrap().unwrap();
+        let forwarded: Vec<_> = head
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
+            .map(|(_, value)| value.as_str())
+            .collect();
+        assert_eq!(forwarded, ["1.1.1.1, 2.2.2.2, 3.3.3.3"]);
+    }
+
+    #[test]
+    fn a_refused_head_still_names_its_request_line() {
+        let line = |text: &str| request_line(text.as_bytes());
+        assert_eq!(
+            line("POST /a?b HTTP/1.1\r\nHost: a, b\r\n\r\n"),
+            Some(("POST".into(), "/a?b".into()))
+        );
+        assert_eq!(
+            line("GET http://x/y HTTP/1.1\n"),
+            Some(("GET".into(), "/y".into()))
+        );
+        for unusable in [
+            "GET / HTTP/1.1",
+            "\r\n",
+            "GET /\r\n",
+            "G T / HTTP/1.1\r\n",
+            "\x16\x03\n",
+        ] {
+            assert_eq!(line(unusable), None, "{unusable:?}");
+        }
+    }
+
+    #[test]
     fn chunked_is_case_insensitive() {
         let text = "POST / HTTP/1.1\r\nTransfer-Encoding:  ChUnKeD \r\n\r\n";
         assert_eq!(head(text).unwrap().unwrap().0.framing, BodyFraming::Chunked);
@@ -294,7 +477,7 @@ mod tests {
 
     #[test]
     fn non_utf8_header_value_is_refused() {
-        let text = b"GET / HTTP/1.1\r\nX: \xff\xfe\r\n\r\n";
+        let text = b"GET / HTTP/1.1\r\nHost: t\r\nX: \xff\xfe\r\n\r\n";
         assert_eq!(parse(text, 10).unwrap_err().0, Refusal::BadRequest);
     }
 

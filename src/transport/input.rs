@@ -119,18 +119,26 @@ impl Input {
         }
     }
 
-    /// Reads and parses a request head.
+    /// Reads and parses a request head. A failure comes with the request's
+    /// method and target when its request line arrived (for the log).
     pub(super) fn read_head(
         &mut self,
         deadline: Instant,
         max_body: usize,
-    ) -> Result<Head, Failure> {
+    ) -> Result<Head, (Failure, Option<(String, String)>)> {
+        let with_line = |input: &Input, failure| (failure, head::request_line(input.buffered()));
         loop {
-            if let Some((head, length)) = head::parse(self.buffered(), max_body)? {
-                self.consume(length);
-                return Ok(head);
+            match head::parse(self.buffered(), max_body) {
+                Ok(Some((head, length))) => {
+                    self.consume(length);
+                    return Ok(head);
+                }
+                Ok(None) => {}
+                Err(refused) => return Err(with_line(self, refused.into())),
             }
-            self.fill(deadline)?;
+            if let Err(failure) = self.fill(deadline) {
+                return Err(with_line(self, failure));
+            }
         }
     }
 
@@ -177,19 +185,26 @@ impl Input {
         body.extend_from_slice(&self.buffered()[..from_buffer]);
         self.consume(from_buffer);
         let mut missing = count - from_buffer;
-        // Slice by slice, each reserved just before it is read: a client that
-        // announces a large body and sends nothing holds almost no budget.
+        // The budget is taken for bytes that arrived, never for bytes announced:
+        // a client that announces a large body and sends nothing holds none of it.
         while missing > 0 {
-            let slice = missing.min(BODY_SLICE);
-            reserved.grow(slice)?;
-            let reader = Deadlined {
+            let start = body.len();
+            body.resize(start + missing.min(READ_CHUNK), 0);
+            let mut reader = Deadlined {
                 stream: &self.stream,
                 deadline,
             };
-            match reader.take(slice as u64).read_to_end(body) {
-                Ok(read) if read == slice => missing -= slice,
-                Ok(_) => return Err(Failure::Closed),
+            let result = reader.read(&mut body[start..]);
+            let read = *result.as_ref().unwrap_or(&0);
+            body.truncate(start + read);
+            match result {
+                Ok(0) => return Err(Failure::Closed),
+                Ok(read) => {
+                    reserved.grow(read)?;
+                    missing -= read;
+                }
                 Err(error) if error.kind() == io::ErrorKind::TimedOut => return Err(timed_out()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(Failure::Closed),
             }
         }
@@ -230,6 +245,13 @@ impl Input {
             let line = self.read_line(deadline)?;
             if line.is_empty() {
                 return Ok(body);
+            }
+            // RFC 9112 §7.1.2: trailer fields are field lines like the head's.
+            if !is_field_line(&line) {
+                return Err(Failure::Refuse(
+                    Refusal::BadRequest,
+                    "malformed trailer field",
+                ));
             }
             trailer_bytes += line.len() + 2;
             if trailer_bytes > MAX_HEAD_BYTES {
@@ -277,15 +299,15 @@ impl Input {
     }
 }
 
-/// The size of a chunk from its line: hex digits, then optionally whitespace and
-/// `;extensions`, which are ignored.
+/// The size of a chunk from its line (RFC 9112 §7.1, §7.1.1):
+/// `chunk-size *( BWS ";" BWS ext-name [ BWS "=" BWS ext-value ] )`.
+/// Extensions are checked, then ignored.
 fn chunk_size(line: &[u8]) -> Result<usize, Failure> {
     let digits = line
         .iter()
         .take_while(|byte| byte.is_ascii_hexdigit())
         .count();
-    let rest = line[digits..].trim_ascii_start();
-    if digits == 0 || !(rest.is_empty() || rest.starts_with(b";")) {
+    if digits == 0 || !valid_extensions(&line[digits..]) {
         return Err(Failure::Refuse(Refusal::BadRequest, "invalid chunk size"));
     }
     let digits = std::str::from_utf8(&line[..digits]).unwrap_or("");
@@ -296,6 +318,81 @@ fn chunk_size(line: &[u8]) -> Result<usize, Failure> {
     }
     usize::from_str_radix(digits, 16)
         .map_err(|_| Failure::Refuse(Refusal::PayloadTooLarge, "chunk size over the body limit"))
+}
+
+/// Whether `rest` (what follows the chunk size) is a well-formed list of chunk
+/// extensions: a NUL, a control or a stray byte there is refused, since a proxy
+/// may cut the line at it differently than we do.
+fn valid_extensions(mut rest: &[u8]) -> bool {
+    loop {
+        rest = rest.trim_ascii_start();
+        let Some(after) = rest.strip_prefix(b";") else {
+            return rest.is_empty();
+        };
+        let (name, after) = split_token(after.trim_ascii_start());
+        if name.is_empty() {
+            return false;
+        }
+        rest = after.trim_ascii_start();
+        let Some(after) = rest.strip_prefix(b"=") else {
+            continue;
+        };
+        let after = after.trim_ascii_start();
+        rest = if let Some(quoted) = after.strip_prefix(b"\"") {
+            match quoted_string_end(quoted) {
+                Some(end) => &quoted[end..],
+                None => return false,
+            }
+        } else {
+            let (value, after) = split_token(after);
+            if value.is_empty() {
+                return false;
+            }
+            after
+        };
+    }
+}
+
+/// RFC 9110 §5.6.2: token characters.
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+fn split_token(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let length = bytes.iter().take_while(|&&byte| is_tchar(byte)).count();
+    bytes.split_at(length)
+}
+
+/// RFC 9110 §5.6.4: the length of a quoted string's rest after its opening
+/// quote, through its closing quote; `None` if it never closes or holds a control.
+fn quoted_string_end(bytes: &[u8]) -> Option<usize> {
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        match byte {
+            b'"' => return Some(index + 1),
+            b'\\' => {
+                let escaped = *bytes.get(index + 1)?;
+                if !is_text(escaped) {
+                    return None;
+                }
+                index += 2;
+            }
+            _ if is_text(byte) => index += 1,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// HTAB, SP, visible ASCII and obs-text: what a field value or quoted text may hold.
+fn is_text(byte: u8) -> bool {
+    byte == b'\t' || byte == b' ' || (0x21..=0x7e).contains(&byte) || byte >= 0x80
+}
+
+/// RFC 9112 §5: `field-name ":" OWS field-value OWS`, the name a token.
+fn is_field_line(line: &[u8]) -> bool {
+    let (name, rest) = split_token(line);
+    !name.is_empty() && rest.first() == Some(&b':') && rest[1..].iter().all(|&byte| is_text(byte))
 }
 
 #[cfg(test)]
@@ -341,6 +438,11 @@ mod tests {
     fn decodes_chunks_with_extensions_and_trailers() {
         let body = chunked(b"4;name=\"v\"\r\nWiki\r\n5 ;x\r\npedia\r\n00E\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT", 100);
         assert_eq!(body.unwrap(), b"Wikipedia in\r\n\r\nchunks.");
+        let body = chunked(
+            b"2 ; a = b ;c;d=\"q \\\" \\x\"\r\nab\r\n0;e\r\nX-A:\r\nX-B: c d \r\n\r\n",
+            100,
+        );
+        assert_eq!(body.unwrap(), b"ab");
     }
 
     #[test]
@@ -362,6 +464,20 @@ mod tests {
             b"3\r\nabc\r\n0\r\n\rX\r\n\r\n",
             b"-3\r\nabc\r\n0\r\n\r\n",
             b"0x3\r\nabc\r\n0\r\n\r\n",
+            // RFC 9112 §7.1.1: malformed chunk extensions.
+            b"2;a\x00b\r\nab\r\n0\r\n\r\n",
+            b"2;\r\nab\r\n0\r\n\r\n",
+            b"2;a=\r\nab\r\n0\r\n\r\n",
+            b"2;a=\"x\r\nab\r\n0\r\n\r\n",
+            b"2;a=\"x\x01\"\r\nab\r\n0\r\n\r\n",
+            b"2;a b\r\nab\r\n0\r\n\r\n",
+            b"2 x\r\nab\r\n0\r\n\r\n",
+            // RFC 9112 §7.1.2: malformed trailer fields.
+            b"0\r\nno colon\r\n\r\n",
+            b"0\r\n: empty name\r\n\r\n",
+            b"0\r\nX: a\x00b\r\n\r\n",
+            b"0\r\nBad Name: v\r\n\r\n",
+            b"0\r\n folded: v\r\n\r\n",
         ] {
             assert_eq!(
                 refusal(chunked(bytes, 100)),
@@ -410,7 +526,7 @@ mod tests {
     }
 }
 
-/// Bytes read from the socket into a body at a time, and reserved at a time.
+/// The most a body is given room for before its bytes arrive.
 const BODY_SLICE: usize = 64 * 1024;
 
 /// A growing share of the server's body budget (`Shared::body_budget`),
@@ -451,6 +567,34 @@ impl Drop for Reservation<'_> {
 #[cfg(test)]
 mod budget_tests {
     use super::*;
+
+    #[test]
+    fn a_stalled_body_holds_only_the_bytes_that_arrived() {
+        use std::io::Write;
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        client.write_all(b"0123456789").unwrap();
+        let mut input = Input::new(Arc::new(server));
+        let budget = AtomicUsize::new(1_000_000);
+        let mut reserved = Reservation::new(&budget);
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let result = input.read_body(
+            BodyFraming::Length(500_000),
+            1_000_000,
+            deadline,
+            &mut reserved,
+        );
+        assert!(matches!(
+            result,
+            Err(Failure::Refuse(Refusal::RequestTimeout, _))
+        ));
+        assert_eq!(reserved.bytes, 10);
+        assert_eq!(budget.load(Ordering::Acquire), 1_000_000 - 10);
+        drop(reserved);
+        assert_eq!(budget.load(Ordering::Acquire), 1_000_000);
+    }
 
     #[test]
     fn reservations_are_bounded_and_given_back() {

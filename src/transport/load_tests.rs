@@ -75,7 +75,9 @@ fn a_thousand_idle_connections_cost_little_and_block_nobody() {
     for index in 0..1000 {
         let mut stream = TcpStream::connect(server.addr).unwrap();
         if index % 2 == 0 {
-            stream.write_all(b"GET /hello HTTP/1.1\r\n\r\n").unwrap();
+            stream
+                .write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
             let mut answer = [0; 256];
             let mut length = 0;
             while !answer[..length].ends_with(b"hello") {

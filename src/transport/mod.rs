@@ -1,9 +1,12 @@
 //! Our HTTP/1.1 server: accepting, reading, framing, timeouts and writing, on
 //! `httparse`, feeding rouille's `Request`/`Response` to a [`Service`].
 //!
-//! One acceptor thread; one small-stack thread per open connection (capped by
-//! `max_connections`, refused beyond it, never queued), which parses requests and
-//! writes responses; handlers run on the bounded [`Workers`] pool.
+//! Four accepting threads hand sockets to one admitting thread, which starts one
+//! small-stack thread per open connection (capped by `max_connections`, refused
+//! beyond it, never queued); that thread parses requests and writes responses.
+//! Handlers run on the bounded [`Workers`] pool. This layer writes no response
+//! of its own: every answer, its refusals and failures included, comes from the
+//! [`Service`], so one place writes error bodies, default headers and the log.
 
 mod connection;
 mod deadline;
@@ -38,7 +41,7 @@ const HANDLER_GRACE: Duration = Duration::from_secs(10);
 const ACCEPTORS: usize = 4;
 
 /// Limits of the connection layer (from `--idle-timeout`, `--request-timeout`,
-/// `--max-connections` and the body limit).
+/// `--max-connections` and the body limits).
 pub struct Options {
     /// Keep-alive connection with no request started: closed silently.
     pub idle_timeout: Duration,
@@ -47,11 +50,16 @@ pub struct Options {
     pub request_timeout: Duration,
     /// Open connections; beyond it new ones are refused at once.
     pub max_connections: usize,
-    /// Larger Content-Length or chunked body → PayloadTooLarge + close.
+    /// The body any request may send. A request announcing more (or a chunked
+    /// body) is first admitted by [`Service::admit`], which may allow it more.
+    pub body_bytes: usize,
+    /// The most any request may ever send, whatever `admit` says: a larger
+    /// `Content-Length` is refused (413) before anything else happens.
     pub max_body_bytes: usize,
 }
 
-/// Why the connection layer answers a request itself, then closes the connection.
+/// Why the connection layer has the [`Service`] answer a request it did not
+/// hand over (or whose handler failed); the connection is closed after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     BadRequest,
@@ -59,14 +67,32 @@ pub enum Refusal {
     PayloadTooLarge,
     RequestTimeout,
     Overloaded,
+    /// The handler panicked past its own guard, or the worker pool is gone.
+    Internal,
 }
 
-/// What the server serves: the handlers behind the router, and the error bodies.
+/// The request line of a refused request, once it was parsed (for the log).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    /// As received: the query string is the service's to strip before logging.
+    pub target: &'a str,
+}
+
+/// What the server serves: the router and its one error mapper.
 pub trait Service: Send + Sync + 'static {
-    /// Runs on a worker (via Workers::call). Must not panic (the lead's router catches panics), but be robust if it does.
+    /// Decides, from the head alone (`request` has an empty body), how many body
+    /// bytes this request may send, or answers it at once without reading the
+    /// body. Asked only for a chunked body or one over `Options::body_bytes`;
+    /// runs on a worker.
+    fn admit(&self, request: &rouille::Request) -> Result<usize, rouille::Response>;
+    /// Answers a request. Runs on a worker (via `Workers::call`); it should catch
+    /// its own panics, and a panic that escapes is answered with `Refusal::Internal`.
     fn handle(&self, request: &rouille::Request) -> rouille::Response;
-    /// Builds the response for a refusal made by the connection layer (JSON error body; the lead's code). Runs on the connection thread.
-    fn refuse(&self, refusal: Refusal) -> rouille::Response;
+    /// Answers a refusal of the connection layer (`line`: the request's, when its
+    /// head was parsed). Runs on the connection thread, so it must be quick; if
+    /// it panics, the connection is closed without an answer.
+    fn refuse(&self, refusal: Refusal, line: Option<RequestLine<'_>>) -> rouille::Response;
 }
 
 /// Stops a running [`serve`]; cheap to clone and safe to use from any thread.
@@ -116,6 +142,21 @@ impl Stopper {
     }
 }
 
+/// The service's answer to a refusal; `None` (close without an answer) if it panicked.
+fn refusal_response(
+    service: &dyn Service,
+    refusal: Refusal,
+    line: Option<RequestLine<'_>>,
+) -> Option<rouille::Response> {
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        service.refuse(refusal, line)
+    }));
+    if answer.is_err() {
+        log::error!("answering a refusal ({refusal:?}) panicked; closing without an answer");
+    }
+    answer.ok()
+}
+
 /// State shared by the acceptor and the connection threads.
 struct Shared {
     options: Options,
@@ -130,8 +171,9 @@ struct Shared {
 }
 
 /// All request bodies being read or handled at once stay under this, so a
-/// thousand clients each sending the largest upload cannot exhaust memory:
-/// a request that does not fit is refused at once with 503.
+/// thousand clients each sending the largest upload cannot exhaust memory. A
+/// body takes its share as its bytes arrive (announcing a size takes nothing);
+/// one whose next bytes do not fit is refused with 503.
 pub const BODY_BUDGET: usize = 64 * 1024 * 1024;
 
 #[derive(Default)]
@@ -330,7 +372,10 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
 
 /// Answers `Overloaded` without ever blocking the acceptor, then closes.
 fn refuse_at_once(service: &dyn Service, stream: &TcpStream) {
-    let bytes = output::render_all(service.refuse(Refusal::Overloaded), 16 * 1024);
+    let Some(response) = refusal_response(service, Refusal::Overloaded, None) else {
+        return;
+    };
+    let bytes = output::render_all(response, 16 * 1024);
     if stream.set_nonblocking(true).is_err() {
         return;
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::{Options, Refusal, Service, Stopper, serve};
+use super::{Options, Refusal, RequestLine, Service, Stopper, serve};
 use crate::transport::workers::{Workers, step_aside};
 
 /// The test service. `/block` waits inside `step_aside` and `/wait` waits holding its
@@ -43,7 +43,7 @@ impl Service for TestService {
             data.read_to_end(&mut body).unwrap();
         }
         match request.raw_url() {
-            "/echo" => rouille::Response::from_data("application/octet-stream", body),
+            "/echo" | "/big" => rouille::Response::from_data("application/octet-stream", body),
             "/info" => rouille::Response::text(format!(
                 "{} {} length={:?}",
                 request.method(),
@@ -73,15 +73,28 @@ impl Service for TestService {
         }
     }
 
-    fn refuse(&self, refusal: Refusal) -> rouille::Response {
+    fn admit(&self, request: &rouille::Request) -> Result<usize, rouille::Response> {
+        match request.raw_url() {
+            "/big" => Ok(5000),
+            "/deny" => Err(rouille::Response::text("denied").with_status_code(401)),
+            "/panic" => panic!("admission panicked on purpose"),
+            _ => Ok(1000),
+        }
+    }
+
+    fn refuse(&self, refusal: Refusal, line: Option<RequestLine<'_>>) -> rouille::Response {
         let status = match refusal {
             Refusal::BadRequest => 400,
             Refusal::HeadersTooLarge => 431,
             Refusal::PayloadTooLarge => 413,
             Refusal::RequestTimeout => 408,
             Refusal::Overloaded => 503,
+            Refusal::Internal => 500,
         };
-        rouille::Response::text(format!("{refusal:?}")).with_status_code(status)
+        let target = line.map_or("-", |line| line.target);
+        rouille::Response::text(format!("{refusal:?}"))
+            .with_status_code(status)
+            .with_additional_header("X-Target", target.to_owned())
     }
 }
 
@@ -90,7 +103,8 @@ pub fn options() -> Options {
         idle_timeout: Duration::from_secs(10),
         request_timeout: Duration::from_secs(5),
         max_connections: 100,
-        max_body_bytes: 1000,
+        body_bytes: 1000,
+        max_body_bytes: 10_000,
     }
 }
 

@@ -24,7 +24,7 @@ fn keeps_the_connection_alive_and_answers_head() {
     assert_eq!(head.header("Content-Length"), Some("5"));
     let info = client.get("/info");
     assert_eq!(info.text(), "GET 127.0.0.1 length=None");
-    client.send("GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n");
+    client.send("GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     assert!(client.answer(false).closes());
     assert!(client.is_closed());
 }
@@ -80,7 +80,9 @@ fn decodes_chunked_bodies() {
         "0\r\nX-Checksum: abc\r\n\r\n",
     ));
     assert_eq!(client.answer(false).text(), "Wikipedia");
-    client.send("POST /info HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    client.send(
+        "POST /info HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
     assert_eq!(
         client.answer(false).text(),
         "POST 127.0.0.1 length=Some(\"3\")"
@@ -90,7 +92,12 @@ fn decodes_chunked_bodies() {
 #[test]
 fn refuses_ambiguous_framing_and_closes() {
     let server = start(options());
-    let attempts: [&[u8]; 6] = [
+    let attempts: [&[u8]; 11] = [
+        b"GET /hello HTTP/1.1\nHost: t\n\n",
+        b"GET /hello HTTP/1.1\r\n\r\n",
+        b"GET /hello HTTP/1.1\r\nHost: a, b\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2;a\x00b\r\nab\r\n0\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nno colon\r\n\r\n",
         b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
         b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
         b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
@@ -116,7 +123,9 @@ fn refuses_ambiguous_framing_and_closes() {
 fn refuses_oversized_requests() {
     let server = start(options());
     let mut client = server.connect();
-    client.send("POST /echo HTTP/1.1\r\nContent-Length: 1001\r\nExpect: 100-continue\r\n\r\n");
+    client.send(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\nExpect: 100-continue\r\n\r\n",
+    );
     let answer = client.answer(false);
     assert_eq!(
         answer.status, 413,
@@ -124,20 +133,64 @@ fn refuses_oversized_requests() {
     );
     assert!(client.is_closed());
     let mut client = server.connect();
-    client.send("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n");
+    client.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n");
     client.send([b'a'; 1000]);
     client.send("\r\n1\r\nb\r\n0\r\n\r\n");
     assert_eq!(client.answer(false).status, 413);
     let mut client = server.connect();
     client.send(format!(
-        "GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
         "a".repeat(20_000)
     ));
     assert_eq!(client.answer(false).status, 431);
     let many: String = (0..100).map(|index| format!("X-{index}: v\r\n")).collect();
     let mut client = server.connect();
-    client.send(format!("GET / HTTP/1.1\r\n{many}\r\n"));
+    client.send(format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n"));
     assert_eq!(client.answer(false).status, 431);
+}
+
+#[test]
+fn bodies_over_the_default_limit_are_admitted_by_the_service() {
+    let server = start(options());
+    // Within what the service allows for this target: read and handled.
+    let mut client = server.connect();
+    client.send("POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\n");
+    client.send([b'a'; 3000]);
+    assert_eq!(client.answer(false).body.len(), 3000);
+    // Over it: 413 at once, no body read, no 100 Continue first.
+    let mut client = server.connect();
+    client.send(
+        "POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 5001\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let answer = client.answer(false);
+    assert_eq!(
+        (answer.status, answer.header("X-Target")),
+        (413, Some("/big"))
+    );
+    assert!(answer.closes() && client.is_closed());
+    // The service answers instead (an upload without credentials, say): at once.
+    let mut client = server.connect();
+    client.send("POST /deny HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\n");
+    let answer = client.answer(false);
+    assert_eq!((answer.status, answer.text()), (401, "denied"));
+    assert!(answer.closes() && client.is_closed());
+    // A chunked body is held to the admitted limit too.
+    let mut client = server.connect();
+    client.send("POST /big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    client.send(format!(
+        "1388\r\n{}\r\n1\r\nx\r\n0\r\n\r\n",
+        "a".repeat(5000)
+    ));
+    assert_eq!(client.answer(false).status, 413);
+    // Over the hard maximum: refused from the head alone.
+    let mut client = server.connect();
+    client.send("POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 10001\r\n\r\n");
+    assert_eq!(client.answer(false).status, 413);
+    // A panicking admission is answered as an internal error.
+    let mut client = server.connect();
+    client.send("POST /panic HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\n");
+    assert_eq!(client.answer(false).status, 500);
+    assert_eq!(server.connect().get("/hello").status, 200);
 }
 
 #[test]
@@ -176,7 +229,9 @@ fn a_panicking_handler_gets_500_and_a_close() {
     let server = start(options());
     let mut client = server.connect();
     let answer = client.get("/panic");
-    assert_eq!(answer.status, 500);
+    // The service's answer to `Refusal::Internal`, not one of the connection layer.
+    assert_eq!((answer.status, answer.text()), (500, "Internal"));
+    assert_eq!(answer.header("X-Target"), Some("/panic"));
     assert!(answer.closes() && client.is_closed());
     assert_eq!(server.connect().get("/hello").status, 200);
 }
@@ -239,7 +294,7 @@ fn a_slow_body_gets_408() {
         ..options()
     });
     let mut client = server.connect();
-    client.send("POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+    client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
     assert_eq!(client.answer(false).status, 408);
 }
 
@@ -263,7 +318,7 @@ fn refuses_connections_over_the_limit_at_once() {
     // The freed place is taken by the next connection once its thread has ended.
     assert!(wait_until(Duration::from_secs(5), || {
         let mut client = server.connect();
-        client.send("GET /hello HTTP/1.1\r\n\r\n");
+        client.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
         client
             .try_answer(false)
             .is_ok_and(|answer| answer.status == 200)

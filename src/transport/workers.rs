@@ -205,8 +205,9 @@ fn is_worker_of(inner: &Arc<Inner>) -> bool {
 
 /// Runs `f` without holding a worker slot when the calling thread is a worker holding one
 /// (re-acquiring the slot afterwards); on any other thread it just runs `f`.
-/// Password hashing wraps its wait-and-hash in this, so 8 logins in flight on 8 workers
-/// never stop profile reads from being served.
+/// The service hands it to the domain as its `Blocking` section: password hashing and
+/// picture decoding run in it, so 8 logins in flight on 8 workers never stop profile
+/// reads from being served.
 pub fn step_aside<R>(f: impl FnOnce() -> R) -> R {
     let Some(inner) = HELD_SLOT.with(|held| held.borrow_mut().take()) else {
         return f();

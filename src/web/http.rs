@@ -78,14 +78,12 @@ pub fn user_agent(request: &Request) -> Option<String> {
 pub fn json_response<T: Serialize>(status: u16, body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => Response::from_data("application/json", bytes).with_status_code(status),
-        // Serialising our own view types cannot fail; if it ever did, say so generically.
+        // Serialising our own view types cannot fail; if it ever did, the
+        // answer is the generic 500 (its body from the one error mapping).
         Err(e) => {
-            log::error!("serialising a response failed: {e}");
-            Response::from_data(
-                "application/json",
-                &br#"{"code":"internal_error","detail":"An internal error occurred."}"#[..],
-            )
-            .with_status_code(500)
+            let error = ApiError::internal(format_args!("serialising a response: {e}"));
+            log::error!("internal error: {error:?}");
+            Response::from_data("application/json", error.to_json()).with_status_code(500)
         }
     }
 }

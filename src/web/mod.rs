@@ -8,3 +8,4 @@ pub mod http;
 pub mod multipart;
 mod proptests;
 pub mod router;
+pub mod service;

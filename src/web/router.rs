@@ -247,8 +247,8 @@ fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response,
     }
 }
 
-/// Answers one request: route, run the handler inside a panic guard, turn an
-/// error into its JSON response, add the default headers, log one line.
+/// Answers one request: route, run the handler inside a panic guard, then
+/// `finish` the answer.
 pub fn handle(app: &App, request: &Request) -> Response {
     let started = Instant::now();
     let matched = resolve(request.method(), &request.url());
@@ -257,26 +257,84 @@ pub fn handle(app: &App, request: &Request) -> Response {
         catch_unwind(AssertUnwindSafe(|| dispatch(app, &matched, request)))
             .unwrap_or_else(|_| Err(ApiError::internal("the handler panicked")))
     });
+    let line = Line {
+        method: request.method(),
+        target: request.raw_url(),
+        route: name,
+    };
+    finish(app, line, started, outcome)
+}
+
+/// What the access log says about a request: its method, its target (of which
+/// only the path is logged) and its route's name; `-` for what is unknown.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    pub route: &'static str,
+}
+
+impl Line<'_> {
+    /// For an answer given before the request line was read.
+    pub const UNKNOWN: Line<'static> = Line {
+        method: "-",
+        target: "-",
+        route: "-",
+    };
+}
+
+/// Every answer leaves through here — a handler's, an error of the router or a
+/// handler, and the connection layer's refusals: the error body, the default
+/// headers, the metrics and the one access-log line.
+pub fn finish(
+    app: &App,
+    line: Line<'_>,
+    started: Instant,
+    outcome: Result<Response, ApiError>,
+) -> Response {
     let response = match outcome {
         Ok(response) => response,
         Err(e) => error_response(app, &e),
     };
     let response = with_default_headers(response);
     let elapsed = started.elapsed().as_secs_f64();
-    app.metrics.request(name, response.status_code, elapsed);
+    app.metrics
+        .request(line.route, response.status_code, elapsed);
     log::info!(
         target: "latchkey::access",
-        "{} {} {} {:.1}ms",
-        request.method(),
-        name,
+        "{} {} {} {} {:.1}ms",
+        loggable(line.method),
+        loggable(path_of(line.target)),
+        line.route,
         response.status_code,
         elapsed * 1000.0
     );
     response
 }
 
-/// The JSON response for an error; the cause of a 500 is logged here, once.
-pub fn error_response(app: &App, error: &ApiError) -> Response {
+/// The path of a request target: the query string may carry link tokens, and
+/// never reaches the log.
+fn path_of(target: &str) -> &str {
+    target.split(['?', '#']).next().unwrap_or_default()
+}
+
+/// Request text made safe for one log line: at most 200 characters, anything
+/// but printable ASCII escaped, so a request cannot forge or split log lines.
+fn loggable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(200));
+    for c in text.chars().take(200) {
+        if c.is_ascii_graphic() {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    if out.is_empty() { "-".into() } else { out }
+}
+
+/// The JSON response for an error — the only writer of an error body; the
+/// cause of a 500 is logged here, once.
+fn error_response(app: &App, error: &ApiError) -> Response {
     if let ApiError::Internal(cause) = error {
         log::error!("internal error: {cause}");
     }
@@ -284,7 +342,8 @@ pub fn error_response(app: &App, error: &ApiError) -> Response {
         ApiError::TokenExpired => app.config.expired_token_status,
         other => other.status(),
     };
-    let mut response = http::json_response(status, &error.body());
+    let mut response =
+        Response::from_data("application/json", error.to_json()).with_status_code(status);
     for (name, value) in error.headers() {
         response = response.with_unique_header(name, value);
     }
@@ -378,6 +437,19 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_log_gets_the_path_alone_and_escaped() {
+        assert_eq!(
+            path_of("/account/verify-email?token=secret"),
+            "/account/verify-email"
+        );
+        assert_eq!(path_of("/a#frag?x"), "/a");
+        assert_eq!(path_of("-"), "-");
+        assert_eq!(loggable("/a\nGET /forged"), "/a\\nGET /forged");
+        assert_eq!(loggable(""), "-");
+        assert_eq!(loggable(&"x".repeat(500)).len(), 200);
     }
 
     #[test]

@@ -5,11 +5,13 @@
 mod harness;
 
 mod account;
+mod body_limits;
 mod cli;
 mod concurrency;
 mod connections;
 mod crash;
 mod errors;
+mod forwarded_for;
 mod hostile_tokens;
 mod jwt;
 mod keys;
@@ -25,4 +27,5 @@ mod refresh;
 mod rotation;
 mod sessions;
 mod signup;
+mod strict_http;
 mod throttling;

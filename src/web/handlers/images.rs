@@ -6,7 +6,6 @@ use crate::db::{self, images};
 use crate::domain::ids;
 use crate::domain::images::{CleanImage, ImageError};
 use crate::error::ApiError;
-use crate::transport::workers;
 use crate::web::auth;
 use crate::web::http;
 use rouille::{Request, Response};
@@ -15,18 +14,19 @@ use rouille::{Request, Response};
 /// picture at the pixel limit takes up to ~150 MiB and most of a second, so
 /// it runs one at a time, off the worker slots (like password hashing).
 pub fn clean(app: &App, bytes: &[u8]) -> Result<CleanImage, ApiError> {
-    workers::step_aside(|| {
-        let _one_at_a_time = app.image_lock.lock().unwrap_or_else(|p| p.into_inner());
-        crate::domain::images::clean(
-            bytes,
-            app.config.max_image_bytes,
-            app.config.max_image_pixels,
-        )
-    })
-    .map_err(|e| match e {
-        ImageError::Unsupported => ApiError::UnsupportedMediaType,
-        ImageError::TooLarge => ApiError::PayloadTooLarge,
-    })
+    app.blocking
+        .run(|| {
+            let _one_at_a_time = app.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+            crate::domain::images::clean(
+                bytes,
+                app.config.max_image_bytes,
+                app.config.max_image_pixels,
+            )
+        })
+        .map_err(|e| match e {
+            ImageError::Unsupported => ApiError::UnsupportedMediaType,
+            ImageError::TooLarge => ApiError::PayloadTooLarge,
+        })
 }
 
 /// Stores a cleaned picture as the user's, under a new unguessable id.

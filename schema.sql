@@ -5,8 +5,9 @@
 CREATE TABLE users (
     id            TEXT PRIMARY KEY,
     email         TEXT NOT NULL,
-    -- Uniqueness key: the trimmed address lower-cased with Unicode rules
-    -- (SQLite's NOCASE folds ASCII only).
+    -- Uniqueness key: the trimmed address in NFKC with Unicode case folding,
+    -- so look-alikes (full-width letters, `ß`/`ss`) are one account
+    -- (SQLite's NOCASE folds ASCII only). `email` keeps it as typed.
     email_key     TEXT NOT NULL UNIQUE,
     password_hash TEXT NOT NULL,
     name          TEXT NOT NULL,
@@ -24,7 +25,10 @@ CREATE TABLE sessions (
     user_agent   TEXT,
     created_at   INTEGER NOT NULL,
     last_used_at INTEGER NOT NULL,
-    expires_at   INTEGER NOT NULL
+    expires_at   INTEGER NOT NULL,
+    -- How the login authenticated (RFC 8176 `amr` values, space-separated);
+    -- every access token of the session carries them.
+    amr          TEXT NOT NULL DEFAULT 'pwd'
 ) STRICT;
 CREATE INDEX sessions_by_user ON sessions (user_id);
 CREATE INDEX sessions_by_expiry ON sessions (expires_at);
@@ -42,6 +46,17 @@ CREATE TABLE refresh_tokens (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX refresh_tokens_by_session ON refresh_tokens (session_id);
 CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
+
+-- Device tokens (OWASP "device cookies"): a login that presents one is
+-- exempt from the per-email throttle, so a stranger cannot lock its owner out.
+CREATE TABLE device_tokens (
+    token_hash BLOB PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX device_tokens_by_user ON device_tokens (user_id);
+CREATE INDEX device_tokens_by_expiry ON device_tokens (expires_at);
 
 -- Long-lived bearer JWTs (typ pt+jwt) for scripts; `id` is their `jti`. A
 -- revoked token's row is deleted, so a use is refused by one indexed read.

@@ -228,6 +228,42 @@ impl fmt::Display for ApiError {
     }
 }
 
+// The contract's answers to the domain's expected refusals: one mapping
+// each, which the handlers and the property tests share.
+
+impl From<FieldErrors> for ApiError {
+    fn from(fields: FieldErrors) -> ApiError {
+        ApiError::Validation(fields)
+    }
+}
+
+impl From<crate::domain::password::Overloaded> for ApiError {
+    fn from(_: crate::domain::password::Overloaded) -> ApiError {
+        ApiError::Overloaded
+    }
+}
+
+impl From<crate::domain::images::ImageError> for ApiError {
+    fn from(e: crate::domain::images::ImageError) -> ApiError {
+        use crate::domain::images::ImageError;
+        match e {
+            ImageError::Unsupported => ApiError::UnsupportedMediaType,
+            ImageError::TooLarge => ApiError::PayloadTooLarge,
+        }
+    }
+}
+
+impl From<crate::web::multipart::FormError> for ApiError {
+    fn from(e: crate::web::multipart::FormError) -> ApiError {
+        use crate::web::multipart::FormError;
+        match e {
+            FormError::NotMultipart => ApiError::UnsupportedMediaType,
+            FormError::TooLarge => ApiError::PayloadTooLarge,
+            FormError::Malformed => ApiError::MalformedForm,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> ApiError {
         ApiError::internal(format_args!("database: {e}"))

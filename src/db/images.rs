@@ -58,16 +58,12 @@ pub fn delete_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::test_connection;
+    use crate::db::{add_test_user, test_connection};
 
     #[test]
     fn a_new_picture_replaces_the_old_one() {
         let conn = test_connection();
-        conn.execute_batch(
-            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
-             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0);",
-        )
-        .unwrap();
+        add_test_user(&conn, "u1", "a@x.io");
         let new = |id| NewImage {
             id,
             user_id: "u1",

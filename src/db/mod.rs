@@ -3,6 +3,7 @@
 //! helper. One submodule per table, one function per statement.
 
 pub mod backup;
+pub mod device_tokens;
 pub mod images;
 pub mod mfa_tokens;
 pub mod private_tokens;
@@ -31,7 +32,7 @@ pub use rusqlite::Error;
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
 /// Each leaves the database as `schema.sql` would make it (a test checks).
@@ -51,9 +52,23 @@ const MIGRATIONS: &[&str] = &[
          FROM signing_keys ORDER BY rowid;
      DROP TABLE signing_keys;
      ALTER TABLE signing_keys_v2 RENAME TO signing_keys;",
-    // 2 → 3: the second factor (TOTP, recovery codes, the login's MFA step).
+    // 2 → 3: device tokens, a session's `amr`; emails re-keyed (see `rekey_emails`).
+    "CREATE TABLE device_tokens (
+         token_hash BLOB PRIMARY KEY,
+         user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX device_tokens_by_user ON device_tokens (user_id);
+     CREATE INDEX device_tokens_by_expiry ON device_tokens (expires_at);
+     ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';",
+    // 3 → 4: the second factor (TOTP, recovery codes, the login's MFA step).
     MFA_TABLES,
 ];
+
+/// The version whose migration changed the email key to NFKC + case fold;
+/// SQL can't compute that, so `migrate` re-keys in Rust after the SQL step.
+const EMAIL_KEY_VERSION: i64 = 3;
 
 /// The second factor's tables, as in `schema.sql`.
 const MFA_TABLES: &str = "CREATE TABLE totp_factors (
@@ -154,6 +169,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
             for step in &MIGRATIONS[(v - 1) as usize..] {
                 tx.execute_batch(step)?;
             }
+            if v < EMAIL_KEY_VERSION {
+                users::rekey_emails(&tx, crate::domain::validate::email_key)?;
+            }
         }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -177,6 +195,12 @@ where
     Ok(value)
 }
 
+/// A query that succeeds when the database answers (the health check).
+pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+        .map(drop)
+}
+
 /// Whether `e` is a UNIQUE constraint violation.
 pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(
@@ -185,6 +209,17 @@ pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     )
+}
+
+/// A user row with just the required columns, for unit tests of other tables.
+#[cfg(test)]
+pub fn add_test_user(conn: &Connection, id: &str, email: &str) {
+    conn.execute(
+        "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
+         VALUES (?1, ?2, ?2, 'h', 'Test User', 0, 0)",
+        [id, email],
+    )
+    .unwrap();
 }
 
 /// An in-memory database with the schema, for unit tests of `db::*`.
@@ -289,6 +324,41 @@ mod tests {
                 ("new".to_string(), 10, None)
             ]
         );
+    }
+
+    #[test]
+    fn migration_3_rekeys_emails_and_gives_sessions_amr() {
+        let mut old = Connection::open_in_memory().unwrap();
+        configure(&mut old).unwrap();
+        old.execute_batch(include_str!("schema_v1.sql")).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute_batch(
+            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
+             VALUES ('u1', 'Ａlice@Example.com', 'ａlice@example.com', 'h', 'Al', 0, 0),
+                    ('u2', 'alice@example.com', 'alice@example.com', 'h', 'Al', 0, 0),
+                    ('u3', 'STRASSE@x.io', 'strasse@x.io', 'h', 'St', 0, 0);
+             INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
+             VALUES ('s1', 'u3', 0, 0, 9);",
+        )
+        .unwrap();
+        migrate(&mut old).unwrap();
+        assert_eq!(shape(&old), shape(&test_connection()));
+        let key = |id: &str| -> String {
+            old.query_row("SELECT email_key FROM users WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(key("u3"), "strasse@x.io");
+        // Two accounts that only the new key joins: one is re-keyed, the
+        // other keeps its old key (both still work; neither is lost).
+        let mut keys = [key("u1"), key("u2")];
+        keys.sort();
+        assert_eq!(keys, ["alice@example.com", "ａlice@example.com"]);
+        let amr: String = old
+            .query_row("SELECT amr FROM sessions WHERE id = 's1'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(amr, "pwd");
     }
 
     #[test]

@@ -105,16 +105,12 @@ pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::test_connection;
+    use crate::db::{add_test_user, test_connection};
 
     fn setup() -> Connection {
         let conn = test_connection();
-        conn.execute_batch(
-            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
-             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0),
-                    ('u2', 'b@x.io', 'b@x.io', 'h', 'Bob', 0, 0);",
-        )
-        .unwrap();
+        add_test_user(&conn, "u1", "a@x.io");
+        add_test_user(&conn, "u2", "b@x.io");
         for (id, user, now) in [("t1", "u1", 1), ("t2", "u1", 2), ("t3", "u2", 3)] {
             let t = NewPrivateToken {
                 id,

@@ -2,7 +2,8 @@
 //! stored only as their SHA-256.
 //!
 //! With rotation, a refresh replaces the presented token by its successor in
-//! one transaction. The successor is HMAC-SHA256(secret, presented token), so
+//! one transaction. The successor is derived from the presented token by the
+//! caller (`Secret::successor`: HMAC-SHA256 under a server secret), so
 //! a retry with the immediately previous token can be answered with the very
 //! same successor without ever storing a token: the retry proves possession
 //! of the previous token, and the stored `successor_hash` proves it is the
@@ -11,8 +12,6 @@
 //! other reuse ends the session (RFC 9700 §4.14).
 
 use crate::domain::ids::Secret;
-use crate::domain::keys::base64url_encode;
-use ring::hmac;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub fn insert(
@@ -35,6 +34,8 @@ pub fn insert(
 pub struct RefreshToken {
     pub session_id: String,
     pub user_id: String,
+    /// The session's `amr` (see `sessions`).
+    pub amr: String,
     pub expires_at: i64,
     pub replaced_at: Option<i64>,
     pub successor_hash: Option<Vec<u8>>,
@@ -42,7 +43,7 @@ pub struct RefreshToken {
 
 pub fn find(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<Option<RefreshToken>> {
     conn.prepare_cached(
-        "SELECT r.session_id, s.user_id, r.expires_at, r.replaced_at, r.successor_hash
+        "SELECT r.session_id, s.user_id, s.amr, r.expires_at, r.replaced_at, r.successor_hash
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
          WHERE r.token_hash = ?1",
     )?
@@ -50,9 +51,10 @@ pub fn find(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<Option<Refre
         Ok(RefreshToken {
             session_id: r.get(0)?,
             user_id: r.get(1)?,
-            expires_at: r.get(2)?,
-            replaced_at: r.get(3)?,
-            successor_hash: r.get(4)?,
+            amr: r.get(2)?,
+            expires_at: r.get(3)?,
+            replaced_at: r.get(4)?,
+            successor_hash: r.get(5)?,
         })
     })
     .optional()
@@ -62,11 +64,16 @@ pub fn find(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<Option<Refre
 #[derive(Debug, PartialEq)]
 pub enum Refreshed {
     /// Non-rotating mode: the token stays as it is.
-    Kept { session_id: String, user_id: String },
+    Kept {
+        session_id: String,
+        user_id: String,
+        amr: String,
+    },
     /// Rotating mode: use `successor` from now on (the same one on a retry).
     Rotated {
         session_id: String,
         user_id: String,
+        amr: String,
         successor: Secret,
     },
     /// Unknown, expired, or replaced (in non-rotating mode).
@@ -83,19 +90,13 @@ pub struct Policy {
     pub refresh_ttl: i64,
 }
 
-/// The successor of a presented token (see the module doc).
-pub fn successor(secret: &[u8], presented: &Secret) -> Secret {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let tag = hmac::sign(&key, presented.expose().as_bytes());
-    Secret::from_presented(base64url_encode(tag.as_ref()))
-}
-
-/// One refresh. Call inside a write transaction (`db::write`), so concurrent
+/// One refresh; `next` is the presented token's successor (see the module
+/// doc). Call inside a write transaction (`db::write`), so concurrent
 /// refreshes with one token are serialised and all see the same successor.
 pub fn refresh(
     conn: &Connection,
     presented: &Secret,
-    secret: &[u8],
+    next: &Secret,
     policy: Policy,
     now: i64,
 ) -> rusqlite::Result<Refreshed> {
@@ -105,6 +106,7 @@ pub fn refresh(
     let RefreshToken {
         session_id,
         user_id,
+        amr,
         ..
     } = token.clone();
     match token.replaced_at {
@@ -112,9 +114,9 @@ pub fn refresh(
         None if !policy.rotate => Ok(Refreshed::Kept {
             session_id,
             user_id,
+            amr,
         }),
         None => {
-            let next = successor(secret, presented);
             let expires_at = now + policy.refresh_ttl;
             insert(conn, &next.hash(), &session_id, now, expires_at)?;
             conn.prepare_cached(
@@ -126,12 +128,12 @@ pub fn refresh(
             Ok(Refreshed::Rotated {
                 session_id,
                 user_id,
-                successor: next,
+                amr,
+                successor: next.clone(),
             })
         }
         Some(_) if !policy.rotate => Ok(Refreshed::Refused),
         Some(replaced_at) => {
-            let next = successor(secret, presented);
             let is_current =
                 |hash: &[u8; 32]| -> rusqlite::Result<bool> {
                     Ok(find(conn, hash)?
@@ -144,7 +146,8 @@ pub fn refresh(
                 return Ok(Refreshed::Rotated {
                     session_id,
                     user_id,
-                    successor: next,
+                    amr,
+                    successor: next.clone(),
                 });
             }
             super::sessions::delete(conn, &session_id)?;

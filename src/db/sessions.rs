@@ -24,16 +24,25 @@ pub struct NewSession<'a> {
     pub id: &'a str,
     pub user_id: &'a str,
     pub user_agent: Option<&'a str>,
+    /// RFC 8176 values, space-separated (`pwd`; `pwd otp` after a second factor).
+    pub amr: &'a str,
     pub now: i64,
     pub expires_at: i64,
 }
 
 pub fn insert(conn: &Connection, s: &NewSession<'_>) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO sessions (id, user_id, user_agent, created_at, last_used_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+        "INSERT INTO sessions (id, user_id, user_agent, created_at, last_used_at, expires_at, amr)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
     )?
-    .execute(params![s.id, s.user_id, s.user_agent, s.now, s.expires_at])?;
+    .execute(params![
+        s.id,
+        s.user_id,
+        s.user_agent,
+        s.now,
+        s.expires_at,
+        s.amr
+    ])?;
     Ok(())
 }
 
@@ -114,21 +123,18 @@ pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::test_connection;
+    use crate::db::{add_test_user, test_connection};
 
     fn setup() -> Connection {
         let conn = test_connection();
-        conn.execute_batch(
-            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
-             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0),
-                    ('u2', 'b@x.io', 'b@x.io', 'h', 'Bob', 0, 0);",
-        )
-        .unwrap();
+        add_test_user(&conn, "u1", "a@x.io");
+        add_test_user(&conn, "u2", "b@x.io");
         for (id, user) in [("s1", "u1"), ("s2", "u1"), ("s3", "u2")] {
             let s = NewSession {
                 id,
                 user_id: user,
                 user_agent: Some("curl"),
+                amr: "pwd",
                 now: 1,
                 expires_at: 9,
             };

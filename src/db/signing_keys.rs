@@ -118,7 +118,7 @@ pub fn delete_dropped(conn: &Connection, now: i64, window: Window) -> rusqlite::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::test_connection;
+    use crate::db::{add_test_user, test_connection};
 
     const WINDOW: Window = Window {
         access: 100,
@@ -149,10 +149,9 @@ mod tests {
     #[test]
     fn a_private_token_keeps_its_key_published_until_it_expires() {
         let conn = test_connection();
+        add_test_user(&conn, "u1", "a@x.io");
         conn.execute_batch(
-            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
-             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0);
-             INSERT INTO private_tokens (id, user_id, name, kid, created_at, expires_at)
+            "INSERT INTO private_tokens (id, user_id, name, kid, created_at, expires_at)
              VALUES ('t1', 'u1', 'ci', 'old', 5, 5000);",
         )
         .unwrap();

@@ -151,6 +151,24 @@ pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
         > 0)
 }
 
+/// Recomputes every `email_key` with `key` (a migration that changed the
+/// key's rules). A user whose new key another account already holds keeps
+/// the old one, with a warning: both accounts keep working, neither is merged.
+pub fn rekey_emails(conn: &Connection, key: fn(&str) -> String) -> rusqlite::Result<()> {
+    let users: Vec<(String, String, String)> = conn
+        .prepare("SELECT id, email, email_key FROM users")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = conn.prepare("UPDATE OR IGNORE users SET email_key = ?2 WHERE id = ?1")?;
+    for (id, email, old) in users {
+        let new = key(&email);
+        if new != old && update.execute(params![id, new])? == 0 {
+            log::warn!("user {id} keeps its old email key: another account holds the new one");
+        }
+    }
+    Ok(())
+}
+
 /// Replaces the stored hash (a rehash at new parameters, or a new password:
 /// the caller ends the sessions in that case).
 pub fn update_password_hash(conn: &Connection, id: &str, hash: &str) -> rusqlite::Result<()> {

@@ -2,8 +2,8 @@
 //! opaque refresh tokens, and the SHA-256 under which secrets are stored.
 
 use crate::domain::keys;
-use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
+use ring::{digest, hmac};
 use std::fmt;
 
 /// `n` bytes from the operating system's CSPRNG.
@@ -63,6 +63,16 @@ impl Secret {
     /// The only form in which a secret is stored.
     pub fn hash(&self) -> [u8; 32] {
         sha256(self.0.as_bytes())
+    }
+
+    /// The refresh token that replaces this one under rotation:
+    /// HMAC-SHA256(`key`, this token). Derived, never stored, so a retry with
+    /// this token can be answered with the very same successor
+    /// (`db::refresh_tokens`).
+    pub fn successor(&self, key: &[u8]) -> Secret {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+        let tag = hmac::sign(&key, self.0.as_bytes());
+        Secret(keys::base64url_encode(tag.as_ref()))
     }
 }
 

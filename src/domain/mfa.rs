@@ -1,10 +1,16 @@
 //! The second factor: TOTP codes (RFC 6238: HMAC-SHA-1, 6 digits, 30 s steps,
-//! one step of skew either side), recovery codes, and checking either against
-//! a user's factor inside the transaction that spends it, so a code is never
-//! accepted twice (RFC 6238 §5.2).
+//! one step of skew either side), recovery codes, checking either against a
+//! user's factor inside the transaction that spends it, so a code is never
+//! accepted twice (RFC 6238 §5.2), and the login's second step.
 
-use crate::db::{self, Connection, mfa_tokens, recovery_codes, settings, totp_factors};
-use crate::domain::ids;
+use crate::app::App;
+use crate::clock;
+use crate::db::{self, Connection, mfa_tokens, recovery_codes, settings, totp_factors, users};
+use crate::domain::accounts::{self, Client, LoggedIn};
+use crate::domain::ids::{self, Secret};
+use crate::domain::throttle::Account;
+use crate::domain::validate;
+use crate::error::ApiError;
 use ring::hmac;
 use std::fmt;
 use totp_rs::{Algorithm, Builder, Totp};
@@ -17,6 +23,10 @@ pub const RECOVERY_CODES: usize = 10;
 pub const METHODS: &[&str] = &["totp", "recovery_code"];
 /// The setting holding the key of recovery-code hashes.
 pub const RECOVERY_CODE_KEY: &str = "recovery_code_key";
+/// RFC 8176: a password, then a one-time code (TOTP or a recovery code).
+pub const AMR_PASSWORD_OTP: &str = "pwd otp";
+/// How long the second step of a login may take.
+const MFA_TOKEN_TTL: i64 = 300;
 
 /// A TOTP secret: 160 random bits (RFC 4226 §4 recommends 160). `Debug`
 /// never shows it.
@@ -212,6 +222,127 @@ pub fn turn_off(tx: &Connection, user_id: &str) -> Result<bool, db::Error> {
     recovery_codes::delete_all_of_user(tx, user_id)?;
     mfa_tokens::delete_all_of_user(tx, user_id)?;
     Ok(was_on)
+}
+
+/// After the right password for an account with the factor on: a new
+/// `mfa_token` bound to the user, the client address and the device token
+/// the login counted against (if any), for the 401 `mfa_required` answer.
+/// A password rehash waiting for the login is stored now.
+pub fn start_second_step(
+    app: &App,
+    client: &Client,
+    user: &users::User,
+    device: Option<&[u8; 32]>,
+    rehash: Option<&str>,
+) -> Result<Secret, ApiError> {
+    let token = Secret::generate();
+    let address = client.address.map(|a| a.to_string());
+    let now = clock::now();
+    let new = mfa_tokens::NewMfaToken {
+        hash: &token.hash(),
+        user_id: &user.id,
+        address: address.as_deref(),
+        device_token_hash: device,
+        now,
+        expires_at: now + MFA_TOKEN_TTL,
+    };
+    db::write(&mut *app.conn()?, |tx| {
+        mfa_tokens::insert(tx, &new)?;
+        if let Some(hash) = rehash {
+            users::update_password_hash(tx, &user.id, hash)?;
+        }
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(token)
+}
+
+/// The login's second step: the `mfa_token` with a proof → a session whose
+/// tokens say `amr: ["pwd", "otp"]`. The attempt counts in the login
+/// throttle before the proof is checked, as a password attempt does (against
+/// the device token the first step counted against, else the email); a
+/// wrong proof also counts against the token, which `MAX_FAILURES` spend.
+/// An unknown, expired or spent token, or one from another client address,
+/// is 401 `invalid_credentials` like a wrong proof.
+pub fn complete_login(
+    app: &App,
+    client: &Client,
+    token: &Secret,
+    proof: &Proof,
+) -> Result<LoggedIn, ApiError> {
+    let hash = token.hash();
+    let now = clock::now();
+    let bound = client.address.map(|a| a.to_string());
+    let pending = mfa_tokens::find(&*app.conn()?, &hash, now)?.filter(|t| t.address == bound);
+    let found = match pending {
+        Some(p) => users::find(&*app.conn()?, &p.user_id)?.map(|u| (u, p.device_token_hash)),
+        None => None,
+    };
+    let Some((user, device)) = found else {
+        app.metrics.login(false);
+        return Err(ApiError::InvalidCredentials);
+    };
+    let key = validate::email_key(&user.email);
+    let device: Option<[u8; 32]> = device.and_then(|d| d.try_into().ok());
+    let account = match &device {
+        Some(hash) => Account::Device { hash, email: &key },
+        None => Account::Email(&key),
+    };
+    let attempt = app
+        .throttle
+        .attempt(account, client.address, now)
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+    let method = db::write(&mut *app.conn()?, |tx| {
+        // Under the write lock: the token is still unspent.
+        if mfa_tokens::find(tx, &hash, now)?.is_none() {
+            return Ok::<_, ApiError>(None);
+        }
+        let method = spend(tx, &user.id, proof, now)?;
+        match method {
+            Some(_) => drop(mfa_tokens::delete(tx, &hash)?),
+            None => mfa_tokens::fail(tx, &hash)?,
+        }
+        Ok(method)
+    })?;
+    app.metrics.login(method.is_some());
+    let Some(method) = method else {
+        attempt.failed();
+        return Err(ApiError::InvalidCredentials);
+    };
+    attempt.succeeded();
+    if method == Method::RecoveryCode {
+        log::info!("user {} logged in with a recovery code", user.id);
+    }
+    accounts::open_session(app, client, user, None, None, now, AMR_PASSWORD_OTP)
+}
+
+/// Runs `f` if `proof` is right, spending the proof in the same
+/// transaction; `None` when it is wrong. For the authenticated routes
+/// behind the password: the attempt counts in the login throttle (a stolen
+/// session plus the password still cannot guess codes quickly).
+pub fn with_proof<T>(
+    app: &App,
+    client: &Client,
+    user: &users::User,
+    proof: &Proof,
+    f: impl FnOnce(&Connection) -> Result<T, ApiError>,
+) -> Result<Option<T>, ApiError> {
+    let now = clock::now();
+    let key = validate::email_key(&user.email);
+    let attempt = app
+        .throttle
+        .attempt(Account::Email(&key), client.address, now)
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+    let outcome = db::write(&mut *app.conn()?, |tx| {
+        match spend(tx, &user.id, proof, now)? {
+            Some(_) => f(tx).map(Some),
+            None => Ok(None),
+        }
+    })?;
+    match outcome {
+        Some(_) => attempt.succeeded(),
+        None => attempt.failed(),
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The domain: the rules of accounts and tokens, independent of HTTP and of
-//! SQL — field validation, password hashing, throttling, picture cleaning,
-//! token claims and signing keys, and the secrets latchkey makes.
+//! SQL — the account operations that handlers and pages call (`accounts`),
+//! field validation, password hashing, throttling, picture cleaning, token
+//! claims and signing keys, and the secrets latchkey makes.
 
+pub mod accounts;
 pub mod blocking;
 pub mod ids;
 pub mod images;

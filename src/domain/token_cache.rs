@@ -60,6 +60,7 @@ mod tests {
             exp,
             jti: "j".into(),
             sid: Some("s".into()),
+            amr: None,
         }
     }
 

@@ -70,15 +70,14 @@ impl Activity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::test_connection;
+    use crate::db::{add_test_user, test_connection};
 
     #[test]
     fn uses_are_kept_in_memory_until_a_flush_writes_them() {
         let mut conn = test_connection();
+        add_test_user(&conn, "u1", "a@x.io");
         conn.execute_batch(
-            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
-             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0);
-             INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
              VALUES ('s1', 'u1', 1, 1, 999);",
         )
         .unwrap();

@@ -65,6 +65,10 @@ pub struct Claims {
     /// Session id; access tokens carry it, private tokens do not.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sid: Option<String>,
+    /// How the session's login authenticated (RFC 8176: `["pwd"]`, or
+    /// `["pwd", "otp"]` after a second factor); access tokens only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub amr: Option<Vec<String>>,
 }
 
 /// What a verified token must say, from `--issuer`, `--audience`, `--leeway`.
@@ -257,6 +261,7 @@ mod tests {
             exp: NOW + 3600,
             jti: "0b6f4e1c-9d2a-4f3e-8c7b-5a4d3e2f1a0b".to_owned(),
             sid: Some("5e1d2c3b-4a59-4687-9a0b-c1d2e3f4a5b6".to_owned()),
+            amr: Some(vec!["pwd".to_owned()]),
         }
     }
 
@@ -311,6 +316,7 @@ mod tests {
         let ring = new_ring();
         let private = Claims {
             sid: None,
+            amr: None,
             ..claims()
         };
         let token = sign(&ring, TokenKind::Private, &private);

@@ -11,8 +11,66 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
+use crate::error::FieldErrors;
+
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+
+/// Collects the problems of a request's fields: the one way requests are
+/// validated. Each rule runs on its field, so every failing field is named.
+#[derive(Debug, Default)]
+pub struct Fields {
+    problems: FieldErrors,
+}
+
+impl Fields {
+    /// `rule` on a field that must be present.
+    pub fn required<T>(
+        &mut self,
+        field: &'static str,
+        value: Option<&str>,
+        rule: impl FnOnce(&str) -> Result<T, &'static str>,
+    ) -> Option<T> {
+        if value.is_none() {
+            self.problem(field, "is required");
+        }
+        self.optional(field, value, rule)
+    }
+
+    /// `rule` on a field that may be absent (`None` then, with no problem).
+    pub fn optional<T>(
+        &mut self,
+        field: &'static str,
+        value: Option<&str>,
+        rule: impl FnOnce(&str) -> Result<T, &'static str>,
+    ) -> Option<T> {
+        self.check(field, rule(value?))
+    }
+
+    /// The outcome of a rule already run on `field`.
+    pub fn check<T>(&mut self, field: &'static str, outcome: Result<T, &'static str>) -> Option<T> {
+        outcome.map_err(|p| self.problem(field, p)).ok()
+    }
+
+    /// Records a problem (the first one per field stands).
+    pub fn problem(&mut self, field: &'static str, problem: &'static str) {
+        self.problems.entry(field).or_insert(problem);
+    }
+
+    /// `value` when no field failed; otherwise every problem.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, FieldErrors> {
+        match value {
+            Some(value) if self.problems.is_empty() => Ok(value),
+            // A missing value always comes with its problem recorded.
+            _ => Err(self.problems),
+        }
+    }
+}
+
+/// Any string, as given (a field that only has to be present).
+pub fn present(value: &str) -> Result<String, &'static str> {
+    Ok(value.to_owned())
+}
 
 /// An email address that passed [`email`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +100,8 @@ const INVALID_EMAIL: &str = "must be a valid email address";
 /// digits. Quoted local parts and IP literals are refused: nobody signs up with
 /// them, and they admit spaces and `@` that other systems mishandle.
 ///
-/// The key is the Unicode lowercase in NFC, so case and canonically equivalent
-/// spellings (a precomposed `é` or `e` + U+0301) name the same account.
+/// The key is [`email_key`]: case, compatibility and canonically equivalent
+/// spellings name the same account.
 pub fn email(raw: &str) -> Result<Email, &'static str> {
     let address = raw.trim();
     if address.chars().count() > EMAIL_MAX {
@@ -54,9 +112,20 @@ pub fn email(raw: &str) -> Result<Email, &'static str> {
         return Err(INVALID_EMAIL);
     }
     Ok(Email {
+        key: email_key(address),
         address: address.to_owned(),
-        key: address.to_lowercase().nfc().collect(),
     })
+}
+
+/// The uniqueness key of a (trimmed) address: NFKC, Unicode default case
+/// folding, then NFKC again (the folding can undo a normalisation). So
+/// `A@X.io` and `a@x.io`, a full-width `ａ` and `a`, `ß` and `ss`, a
+/// precomposed `é` and `e` + U+0301 each name one account.
+pub fn email_key(address: &str) -> String {
+    let compatible: String = address.nfkc().collect();
+    caseless::default_case_fold_str(&compatible)
+        .nfkc()
+        .collect()
 }
 
 fn valid_local_part(local: &str) -> bool {
@@ -134,6 +203,11 @@ pub fn full_name(raw: &str) -> Result<String, &'static str> {
     name(raw, 100, "must be 2 to 100 characters")
 }
 
+/// The `name` that first and last name make when `name` is not given.
+pub fn full_name_of(first: &str, last: &str) -> Result<String, &'static str> {
+    full_name(&format!("{first} {last}"))
+}
+
 /// Trims, converts to NFC (so a decomposed `é` is stored and counted as one
 /// character), then checks the length and the alphabet: letters of any
 /// script with their combining marks (Devanagari and Tamil viramas, for
@@ -190,6 +264,26 @@ mod tests {
         assert_eq!(
             email("JOSÉ@x.io").unwrap().key,
             email("jose\u{301}@x.io").unwrap().key
+        );
+    }
+
+    #[test]
+    fn look_alike_emails_share_a_key() {
+        let full_width = email("ａｌｉｃｅ@example.com").unwrap();
+        assert_eq!(full_width.address, "ａｌｉｃｅ@example.com");
+        assert_eq!(full_width.key, "alice@example.com");
+        assert_eq!(
+            email("ＡＬＩＣＥ@ＥＸＡＭＰＬＥ.com").unwrap().key,
+            "alice@example.com"
+        );
+        assert_eq!(
+            email("Straße@x.io").unwrap().key,
+            email("STRASSE@x.io").unwrap().key
+        );
+        assert_eq!(email("ﬁnn@x.io").unwrap().key, "finn@x.io");
+        assert_ne!(
+            email("bob@x.io").unwrap().key,
+            email("b0b@x.io").unwrap().key
         );
     }
 

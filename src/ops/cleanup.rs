@@ -1,11 +1,12 @@
-//! Deleting what has expired: refresh tokens and sessions, private tokens,
-//! the second steps of logins, and signing keys past their retirement. Each
-//! batch is its own short transaction, with a pause between batches so a
-//! request waiting to write gets the lock; a sweep of a million rows never
-//! holds it for long.
+//! Deleting what has expired: refresh tokens and sessions, device tokens,
+//! private tokens, the second steps of logins, and signing keys past their
+//! retirement. Each batch is its own short transaction, with a pause between
+//! batches so a request waiting to write gets the lock; a sweep of a million
+//! rows never holds it for long.
 
 use crate::db::{
-    self, Connection, mfa_tokens, private_tokens, refresh_tokens, sessions, signing_keys,
+    self, Connection, device_tokens, mfa_tokens, private_tokens, refresh_tokens, sessions,
+    signing_keys,
 };
 use std::time::{Duration, Instant};
 
@@ -26,16 +27,18 @@ pub struct Removed {
     pub sessions: usize,
     pub refresh_tokens: usize,
     pub private_tokens: usize,
+    pub device_tokens: usize,
     pub signing_keys: usize,
     pub mfa_tokens: usize,
 }
 
 impl Removed {
-    pub fn by_table(&self) -> [(&'static str, usize); 5] {
+    pub fn by_table(&self) -> [(&'static str, usize); 6] {
         [
             ("sessions", self.sessions),
             ("refresh_tokens", self.refresh_tokens),
             ("private_tokens", self.private_tokens),
+            ("device_tokens", self.device_tokens),
             ("signing_keys", self.signing_keys),
             ("mfa_tokens", self.mfa_tokens),
         ]
@@ -69,6 +72,7 @@ fn sweep_batches(
         refresh_tokens: in_batches(conn, refresh_tokens::delete_expired, now, stop)?,
         sessions: in_batches(conn, sessions::delete_expired, now, stop)?,
         private_tokens: in_batches(conn, private_tokens::delete_expired, now - MAX_LEEWAY, stop)?,
+        device_tokens: in_batches(conn, device_tokens::delete_expired, now, stop)?,
         signing_keys: 0,
         mfa_tokens: in_batches(conn, mfa_tokens::delete_expired, now, stop)?,
     };
@@ -107,16 +111,17 @@ fn in_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::test_connection;
+    use crate::db::{add_test_user, test_connection};
     use rusqlite::params;
 
     #[test]
     fn expired_rows_go_and_live_ones_stay() {
         let mut conn = test_connection();
+        add_test_user(&conn, "u1", "a@x.io");
+        device_tokens::insert(&conn, &[1; 32], "u1", 0, 50).unwrap();
+        device_tokens::insert(&conn, &[2; 32], "u1", 0, 5000).unwrap();
         conn.execute_batch(
-            "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
-             VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0);
-             INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
              VALUES ('old', 'u1', 0, 0, 50), ('live', 'u1', 0, 0, 5000);
              INSERT INTO private_tokens (id, user_id, name, kid, created_at, expires_at)
              VALUES ('p-old', 'u1', 'a', 'k', 0, 10), ('p-grace', 'u1', 'b', 'k', 0, 90),
@@ -145,6 +150,7 @@ mod tests {
                 sessions: 1,
                 refresh_tokens: 600,
                 private_tokens: 1,
+                device_tokens: 1,
                 signing_keys: 0,
                 mfa_tokens: 1,
             }

@@ -6,8 +6,8 @@
 use crate::app::App;
 use crate::clock;
 use crate::db::{private_tokens, sessions};
+use crate::domain::accounts::Client;
 use crate::domain::ids;
-use crate::domain::password::Verdict;
 use crate::domain::throttle;
 use crate::domain::token_use::Kind;
 use crate::domain::tokens::{self, Claims, TokenError, TokenKind};
@@ -92,7 +92,20 @@ pub fn session_caller(app: &App, request: &Request) -> Result<(Caller, String), 
     Ok((caller, session))
 }
 
-fn claims(app: &App, user_id: &str, jti: String, now: i64, exp: i64, sid: Option<&str>) -> Claims {
+/// Where a token's claims differ by kind: an access token names its session
+/// and how it authenticated; a private token neither.
+struct Session<'a> {
+    id: &'a str,
+    amr: &'a str,
+}
+
+fn claims(
+    app: &App,
+    user_id: &str,
+    jti: String,
+    (now, exp): (i64, i64),
+    session: Option<Session<'_>>,
+) -> Claims {
     Claims {
         iss: app.config.issuer.clone(),
         sub: user_id.to_string(),
@@ -100,15 +113,21 @@ fn claims(app: &App, user_id: &str, jti: String, now: i64, exp: i64, sid: Option
         iat: now,
         exp,
         jti,
-        sid: sid.map(str::to_string),
+        sid: session.as_ref().map(|s| s.id.to_owned()),
+        amr: session.map(|s| s.amr.split_whitespace().map(str::to_owned).collect()),
     }
 }
 
-/// A new access token for `user_id` in session `session_id` (RFC 9068 claims).
-pub fn access_token(app: &App, user_id: &str, session_id: &str) -> String {
+/// A new access token for `user_id` in session `session_id` (RFC 9068
+/// claims), with the session's `amr` (RFC 8176; stored space-separated).
+pub fn access_token(app: &App, user_id: &str, session_id: &str, amr: &str) -> String {
     let now = clock::now();
     let exp = now.saturating_add(app.config.access_ttl);
-    let claims = claims(app, user_id, ids::uuid(), now, exp, Some(session_id));
+    let session = Session {
+        id: session_id,
+        amr,
+    };
+    let claims = claims(app, user_id, ids::uuid(), (now, exp), Some(session));
     app.metrics.issued(Issued::Access);
     tokens::sign(&app.keys(), TokenKind::Access, &claims)
 }
@@ -122,7 +141,7 @@ pub fn private_token(
     expires_at: i64,
 ) -> (String, String) {
     let keys = app.keys();
-    let claims = claims(app, user_id, id.to_string(), now, expires_at, None);
+    let claims = claims(app, user_id, id.to_string(), (now, expires_at), None);
     app.metrics.issued(Issued::Private);
     (
         tokens::sign(&keys, TokenKind::Private, &claims),
@@ -130,32 +149,15 @@ pub fn private_token(
     )
 }
 
-/// Checks a password against the stored hash (`None`: an unknown account,
-/// checked against a dummy hash so the time is the same), under login
-/// throttling: a blocked email or client address gets 429 before any
-/// hashing, a failure counts against both, a success clears the email's count.
-pub fn check_password(
-    app: &App,
-    request: &Request,
-    email_key: &str,
-    password: &str,
-    stored: Option<&str>,
-) -> Result<Verdict, ApiError> {
-    let now = clock::now();
-    let address = throttle::client_address(
-        Some(request.remote_addr().ip()),
-        request.header("X-Forwarded-For"),
-        &app.config.trusted_proxies,
-    );
-    if let Some(retry_after) = app.throttle.check(email_key, address, now) {
-        return Err(ApiError::TooManyRequests { retry_after });
+/// The client as throttling and sessions see it: its address (believing
+/// `X-Forwarded-For` only from a trusted proxy) and its user agent.
+pub fn client(app: &App, request: &Request) -> Client {
+    Client {
+        address: throttle::client_address(
+            Some(request.remote_addr().ip()),
+            request.header("X-Forwarded-For"),
+            &app.config.trusted_proxies,
+        ),
+        user_agent: http::user_agent(request),
     }
-    let mut verdict = app.hasher.verify(password, stored)?;
-    verdict.ok &= stored.is_some();
-    if verdict.ok {
-        app.throttle.succeeded(email_key);
-    } else {
-        app.throttle.failed(email_key, address, now);
-    }
-    Ok(verdict)
 }

@@ -39,7 +39,8 @@ fn the_email_changes_with_the_current_password() {
         &tokens.access,
         json!({"email": new_email, "current_password": "not my password 9"}),
     );
-    assert_error(&resp, 401, "invalid_credentials");
+    // 400, not 401: clients answer a 401 by logging the user out.
+    assert_validation_error(&resp, &["current_password"]);
     assert!(!resp.raw_text().contains("not my password 9"));
     let resp = change_email(
         &srv,
@@ -106,7 +107,7 @@ fn the_email_changes_in_a_multipart_form_too() {
         .bearer(&tokens.access)
         .multipart(&form)
         .send();
-    assert_error(&resp, 401, "invalid_credentials");
+    assert_validation_error(&resp, &["current_password"]);
     assert_eq!(get_profile(&srv, &tokens.access).json(), account.user);
 
     let form = ProfileForm::new()
@@ -165,7 +166,7 @@ fn a_password_change_needs_the_current_password_and_the_rules() {
     };
     let resp =
         change(json!({"current_password": "wrong password 1", "new_password": NEW_PASSWORD}));
-    assert_error(&resp, 401, "invalid_credentials");
+    assert_validation_error(&resp, &["current_password"]);
     assert!(!resp.raw_text().contains(NEW_PASSWORD));
     assert_validation_error(
         &change(json!({"new_password": NEW_PASSWORD})),
@@ -262,10 +263,9 @@ fn deleting_the_account_removes_everything() {
             .json(&body)
             .send()
     };
-    assert_error(
+    assert_validation_error(
         &delete(json!({"password": "wrong password 77"})),
-        401,
-        "invalid_credentials",
+        &["password"],
     );
     assert_validation_error(&delete(json!({})), &["password"]);
     assert_eq!(owned(&conn), [1, 2, 2, 1, 1]);

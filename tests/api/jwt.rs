@@ -25,6 +25,7 @@ fn the_access_token_is_an_eddsa_at_jwt_with_the_contract_claims() {
     );
     assert_eq!(claims["sub"], account.user["id"], "{claims}");
     assert_eq!(claims["sid"], tokens.session_id.as_str(), "{claims}");
+    assert_eq!(claims["amr"], json!(["pwd"]), "RFC 8176: {claims}");
     assert!(
         claims["jti"].as_str().is_some_and(|j| !j.is_empty()),
         "{claims}"
@@ -309,4 +310,27 @@ fn alg_none(access_token: &str) -> String {
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(jwt.claims.to_string())
     )
+}
+
+#[test]
+fn amr_is_the_sessions_and_refreshes_keep_it() {
+    let srv = Server::start();
+    let (_, tokens) = new_session(&srv, "amr");
+    let refreshed = |srv: &Server| {
+        let resp = refresh(srv, &tokens.refresh);
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        decode_jwt(resp.json()["access_token"].as_str().unwrap()).claims
+    };
+    assert_eq!(refreshed(&srv)["amr"], json!(["pwd"]));
+    // A session that a second factor completed (as MFA will record it).
+    crate::harness::lifecycle::open_db(&srv.db)
+        .execute(
+            "UPDATE sessions SET amr = 'pwd otp' WHERE id = ?1",
+            [&tokens.session_id],
+        )
+        .unwrap();
+    assert_eq!(refreshed(&srv)["amr"], json!(["pwd", "otp"]));
+    // Private tokens are not logins: no amr.
+    let private = crate::harness::tokens::issue_private_token(&srv, &tokens.access, "amr", 3600);
+    assert!(decode_jwt(&private.token).claims.get("amr").is_none());
 }

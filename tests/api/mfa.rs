@@ -340,3 +340,35 @@ fn users_mfa_off_turns_a_lost_factor_off() {
     assert_ne!(out.status.code(), Some(0), "{out:?}");
     srv.stop();
 }
+
+#[test]
+fn a_device_token_carries_its_owner_past_a_strangers_failures_through_both_steps() {
+    let srv = Server::start();
+    let (account, tokens) = new_session(&srv, "mfa-device");
+    let device = tokens.body["device_token"].as_str().unwrap().to_string();
+    let (secret, _) = turn_on(&srv, &tokens.access, PASSWORD);
+    // A stranger uses up the email's failures.
+    for _ in 0..5 {
+        let resp = srv
+            .post("/login/")
+            .json(&json!({"email": account.email, "password": "a stranger's guess"}))
+            .send();
+        assert_error(&resp, 401, "invalid_credentials");
+    }
+    let resp = srv
+        .post("/login/")
+        .json(&json!({"email": account.email, "password": PASSWORD}))
+        .send();
+    assert_error(&resp, 429, "too_many_requests");
+    // The owner's device still gets in, second step included.
+    let resp = srv
+        .post("/login/")
+        .json(&json!({"email": account.email, "password": PASSWORD, "device_token": device}))
+        .send();
+    assert_error(&resp, 401, "mfa_required");
+    let mfa_token = resp.json()["mfa_token"].as_str().unwrap().to_string();
+    let code = code_at(&secret, now() + STEP);
+    let login = expect_login(&second_step(&srv, &mfa_token, json!({"code": code})));
+    assert_eq!(amr(&login.access), json!(["pwd", "otp"]));
+    srv.stop();
+}

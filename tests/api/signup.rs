@@ -303,3 +303,33 @@ fn a_body_over_64_kib_is_payload_too_large() {
     let resp = srv.post("/signup/").json(&body).send();
     assert_error(&resp, 413, "payload_too_large");
 }
+
+#[test]
+fn look_alike_emails_are_one_account() {
+    // The key is NFKC + case folding: full-width letters are the same address.
+    let srv = Server::start();
+    sign_up(&srv, "alice@example.com", PASSWORD, NAME);
+    for email in [
+        "ａlice@example.com",
+        "ＡＬＩＣＥ@example.com",
+        "ALICE@EXAMPLE.COM",
+    ] {
+        let resp = sign_up_raw(
+            &srv,
+            json!({"email": email, "password": PASSWORD, "name": NAME}),
+        );
+        assert_error(&resp, 409, "email_exists");
+    }
+    // The address is kept as typed, and any look-alike spelling logs in.
+    let user = sign_up(&srv, "ｂob@example.com", PASSWORD, NAME);
+    assert_eq!(user["email"], "ｂob@example.com");
+    let resp = sign_up_raw(
+        &srv,
+        json!({"email": "bob@example.com", "password": PASSWORD, "name": NAME}),
+    );
+    assert_error(&resp, 409, "email_exists");
+    assert_eq!(
+        log_in(&srv, "bob@example.com", PASSWORD).user["id"],
+        user["id"]
+    );
+}

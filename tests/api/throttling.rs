@@ -1,13 +1,16 @@
 //! Login throttling from the outside: an email blocked after
 //! `--login-max-failures` failures within `--login-window` (right password or
-//! not, existing account or not) until the window passes; one client address
-//! failing across many emails blocked at 20 times that limit; and
+//! not, existing account or not) until the window passes, parallel guesses
+//! included; device tokens that keep the owner's logins working; one client
+//! address failing across many emails blocked at 20 times that limit; and
 //! `X-Forwarded-For` believed only from a `--trusted-proxy`.
 
 use std::time::Duration;
 
 use serde_json::json;
 
+use crate::harness::lifecycle::count_rows;
+use crate::harness::resilience::send_together;
 use crate::harness::*;
 
 /// `POST /login/`, optionally with an `X-Forwarded-For` header.
@@ -144,4 +147,117 @@ fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     let resp = attempt(&srv, &account.email, PASSWORD, None);
     assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+#[test]
+fn parallel_wrong_guesses_never_exceed_the_limit() {
+    // Each attempt counts before its password is checked, so of 12 guesses
+    // sent at once at most 3 are checked (401) and the rest get 429.
+    let srv = Server::with_args(&["--login-max-failures", "3", "--login-window", "60"]);
+    let target = new_account(&srv, "parallel");
+    let guesses: Vec<Request> = (0..12)
+        .map(|n| {
+            srv.post("/login/")
+                .json(&json!({"email": target.email, "password": format!("wrong guess {n}")}))
+        })
+        .collect();
+    let answers = send_together(&srv, &guesses.iter().collect::<Vec<_>>());
+    let checked = answers.iter().filter(|r| r.status == 401).count();
+    for resp in &answers {
+        match resp.status {
+            401 => assert_refused(resp),
+            _ => assert_throttled(resp, 60),
+        }
+    }
+    assert!(
+        (1..=3).contains(&checked),
+        "{checked} guesses were checked, the limit is 3"
+    );
+    assert_throttled(&attempt(&srv, &target.email, PASSWORD, None), 60);
+}
+
+/// `POST /login/` presenting a device token.
+fn attempt_with_device(srv: &Server, email: &str, password: &str, device_token: &str) -> Response {
+    srv.post("/login/")
+        .json(&json!({"email": email, "password": password, "device_token": device_token}))
+        .send()
+}
+
+#[test]
+fn a_stranger_cannot_lock_the_owner_out_of_a_device_they_logged_in_on() {
+    let srv = Server::with_args(&["--login-max-failures", "3", "--login-window", "60"]);
+    let bob = new_account(&srv, "bob");
+    let device = log_in(&srv, &bob.email, PASSWORD).body["device_token"]
+        .as_str()
+        .expect("a login answer carries device_token")
+        .to_string();
+    // Opaque, at least 256 random bits, stored only as its SHA-256.
+    assert!(device.len() >= 43, "{device}");
+    let conn = crate::harness::lifecycle::open_db(&srv.db);
+    assert_eq!(
+        count_rows(
+            &conn,
+            "device_tokens",
+            "user_id = ?1",
+            bob.user["id"].as_str().unwrap()
+        ),
+        1
+    );
+    let stored: Vec<u8> = conn
+        .query_row("SELECT token_hash FROM device_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored.len(), 32);
+    assert!(
+        !srv.log().contains(&device),
+        "a device token reached the log"
+    );
+
+    // A stranger fails three times: bob without his device token is locked out…
+    for n in 0..3 {
+        assert_refused(&attempt(&srv, &bob.email, &format!("stranger {n}"), None));
+    }
+    assert_throttled(&attempt(&srv, &bob.email, PASSWORD, None), 60);
+    // …with it he logs in, and keeps the same token.
+    let resp = attempt_with_device(&srv, &bob.email, PASSWORD, &device);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["device_token"], device.as_str());
+    // A device token is bound to its account: for another email it is ignored.
+    let alice = new_account(&srv, "alice");
+    let resp = attempt_with_device(&srv, &alice.email, PASSWORD, &device);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_ne!(resp.json()["device_token"], device.as_str());
+
+    // The device token's own failures use it up: then it is no exemption.
+    for n in 0..3 {
+        assert_refused(&attempt_with_device(
+            &srv,
+            &bob.email,
+            &format!("thief {n}"),
+            &device,
+        ));
+    }
+    assert_throttled(
+        &attempt_with_device(&srv, &bob.email, PASSWORD, &device),
+        60,
+    );
+}
+
+#[test]
+fn a_wrong_current_password_is_throttled_like_a_login() {
+    let srv = Server::with_args(&["--login-max-failures", "2", "--login-window", "60"]);
+    let (account, tokens) = new_session(&srv, "confirm");
+    let change = |current: &str| {
+        srv.post("/password/")
+            .bearer(&tokens.access)
+            .json(&json!({"current_password": current, "new_password": "a new passphrase 77"}))
+            .send()
+    };
+    for n in 0..2 {
+        assert_validation_error(
+            &change(&format!("wrong {n} password")),
+            &["current_password"],
+        );
+    }
+    assert_throttled(&change(PASSWORD), 60);
+    assert_throttled(&attempt(&srv, &account.email, PASSWORD, None), 60);
 }

@@ -1,7 +1,7 @@
 //! Unit and property tests of the refresh state machine on an in-memory database.
 
 use super::*;
-use crate::db::{sessions, test_connection};
+use crate::db::{add_test_user, sessions, test_connection};
 use proptest::prelude::*;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -11,17 +11,25 @@ const ROTATE: Policy = Policy {
     refresh_ttl: 1000,
 };
 
+/// A refresh with the successor derived as the service derives it.
+fn refresh(
+    conn: &Connection,
+    presented: &Secret,
+    secret: &[u8],
+    policy: Policy,
+    now: i64,
+) -> rusqlite::Result<Refreshed> {
+    super::refresh(conn, presented, &presented.successor(secret), policy, now)
+}
+
 fn setup() -> (Connection, Secret) {
     let conn = test_connection();
-    conn.execute_batch(
-        "INSERT INTO users (id, email, email_key, password_hash, name, created_at, updated_at)
-         VALUES ('u1', 'a@x.io', 'a@x.io', 'h', 'Ada', 0, 0);",
-    )
-    .unwrap();
+    add_test_user(&conn, "u1", "a@x.io");
     let s = sessions::NewSession {
         id: "s1",
         user_id: "u1",
         user_agent: None,
+        amr: "pwd",
         now: 0,
         expires_at: 1000,
     };

@@ -1,10 +1,10 @@
-//! Profile pictures: cleaning an upload, storing it, serving it, removing it.
+//! Profile pictures: cleaning an upload (`accounts::update_profile` stores
+//! it), serving it, removing it.
 
 use crate::app::App;
 use crate::clock;
 use crate::db::{self, images};
-use crate::domain::ids;
-use crate::domain::images::{CleanImage, ImageError};
+use crate::domain::images::CleanImage;
 use crate::error::ApiError;
 use crate::web::auth;
 use crate::web::http;
@@ -23,33 +23,7 @@ pub fn clean(app: &App, bytes: &[u8]) -> Result<CleanImage, ApiError> {
                 app.config.max_image_pixels,
             )
         })
-        .map_err(|e| match e {
-            ImageError::Unsupported => ApiError::UnsupportedMediaType,
-            ImageError::TooLarge => ApiError::PayloadTooLarge,
-        })
-}
-
-/// Stores a cleaned picture as the user's, under a new unguessable id.
-pub fn store(
-    tx: &rusqlite::Connection,
-    user_id: &str,
-    image: &CleanImage,
-    now: i64,
-) -> rusqlite::Result<()> {
-    let etag = format!(
-        "\"{}\"",
-        &crate::domain::keys::base64url_encode(&ids::sha256(&image.bytes))[..22]
-    );
-    let id = ids::uuid();
-    let new = images::NewImage {
-        id: &id,
-        user_id,
-        content_type: image.content_type,
-        bytes: &image.bytes,
-        etag: &etag,
-        now,
-    };
-    images::replace(tx, &new)
+        .map_err(ApiError::from)
 }
 
 /// `GET /media/avatars/{id}`: public, immutable (a new upload gets a new id).

@@ -1,6 +1,8 @@
 //! Request handlers, one module per part of the contract. Each reads top to
-//! bottom: parse → validate → authorize → call `db::` → respond with a typed
-//! view. No SQL here, and nothing of rouille below this layer.
+//! bottom: parse → validate (each `XxxRequest::validate` gives the checked
+//! value the domain takes) → authorize → call `domain::accounts` or `db::` →
+//! respond with a typed view. No SQL here, and nothing of rouille below this
+//! layer.
 
 pub mod images;
 pub mod mfa;
@@ -11,23 +13,7 @@ pub mod session;
 
 use crate::clock;
 use crate::db::users::User;
-use crate::error::FieldErrors;
 use serde::Serialize;
-
-/// A field rule applied to an optional value: the cleaned value, or `None`
-/// with the problem recorded in `fields`.
-pub fn checked(
-    fields: &mut FieldErrors,
-    field: &'static str,
-    value: Option<String>,
-    rule: fn(&str) -> Result<String, &'static str>,
-) -> Option<String> {
-    value.and_then(|v| {
-        rule(&v)
-            .map_err(|problem| fields.insert(field, problem))
-            .ok()
-    })
-}
 
 /// USER in the contract. Never the password hash.
 #[derive(Serialize)]

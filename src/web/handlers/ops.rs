@@ -19,10 +19,7 @@ struct Health {
 /// `GET /healthz`: 200 when the database answers a query; otherwise 503 with
 /// an error body (`code`, `detail`) and `Retry-After`, as every 503 has.
 pub fn healthz(app: &App, _request: &Request) -> Result<Response, ApiError> {
-    let answers = app.conn().ok().is_some_and(|conn| {
-        conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-            .is_ok()
-    });
+    let answers = app.conn().is_ok_and(|conn| crate::db::ping(&conn).is_ok());
     let response = if answers {
         http::json_response(
             200,

@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::clock;
 use crate::db::{self, private_tokens};
 use crate::domain::ids;
+use crate::domain::validate::Fields;
 use crate::error::{ApiError, FieldErrors};
 use crate::web::auth;
 use crate::web::http;
@@ -65,56 +66,81 @@ impl TokenView {
     }
 }
 
-/// The expiry asked for, as a Unix time: `Ok(None)` when neither field is
-/// given (allowed only for rotation).
-fn expiry(app: &App, req: ExpiryRequest, now: i64, fields: &mut FieldErrors) -> Option<i64> {
-    let max = now.saturating_add(app.config.max_private_token_ttl);
-    let (field, at) = match (req.expires_in, req.expires_at) {
-        (Some(_), Some(_)) => {
-            fields.insert("expires_in", "give expires_in or expires_at, not both");
-            return None;
-        }
-        (None, None) => return None,
-        (Some(secs), None) => match secs.as_i64() {
-            Some(secs) if secs > 0 => ("expires_in", now.saturating_add(secs)),
-            _ => {
-                fields.insert("expires_in", "must be a whole number of seconds above zero");
-                return None;
-            }
-        },
-        (None, Some(at)) => match at.as_str().and_then(clock::parse_rfc3339) {
-            Some(at) if at > now => ("expires_at", at),
-            Some(_) => {
-                fields.insert("expires_at", "must be in the future");
-                return None;
-            }
-            None => {
-                fields.insert("expires_at", "must be an RFC 3339 date-time");
-                return None;
-            }
-        },
-    };
-    if at > max {
-        fields.insert(field, "is longer than the longest lifetime allowed");
-        return None;
-    }
-    Some(at)
+/// A `POST /tokens/` that passed the rules.
+pub struct NewToken {
+    name: String,
+    expires_at: i64,
 }
 
-fn token_name(raw: Option<String>, fields: &mut FieldErrors) -> Option<String> {
-    let Some(raw) = raw else {
-        fields.insert("name", "is required");
-        return None;
-    };
+impl CreateTokenRequest {
+    /// `max_ttl`: `--max-private-token-ttl`.
+    pub fn validate(self, now: i64, max_ttl: i64) -> Result<NewToken, FieldErrors> {
+        let mut fields = Fields::default();
+        let name = fields.required("name", self.name.as_deref(), token_name);
+        if self.expiry.is_empty() {
+            fields.problem(
+                "expires_in",
+                "is required (or expires_at): tokens have no default expiry",
+            );
+        }
+        let expires_at = self.expiry.expires_at(&mut fields, now, max_ttl);
+        let token = name
+            .zip(expires_at)
+            .map(|(name, expires_at)| NewToken { name, expires_at });
+        fields.finish(token)
+    }
+}
+
+impl ExpiryRequest {
+    fn is_empty(&self) -> bool {
+        self.expires_in.is_none() && self.expires_at.is_none()
+    }
+
+    /// For a rotation: the expiry asked for, or `None` to keep the lifetime.
+    pub fn validate(self, now: i64, max_ttl: i64) -> Result<Option<i64>, FieldErrors> {
+        let mut fields = Fields::default();
+        let expires_at = self.expires_at(&mut fields, now, max_ttl);
+        fields.finish(Some(expires_at))
+    }
+
+    /// The expiry asked for as a Unix time; `None` when neither field is
+    /// given or the given one fails (recorded in `fields`).
+    fn expires_at(self, fields: &mut Fields, now: i64, max_ttl: i64) -> Option<i64> {
+        let (field, at) = match (self.expires_in, self.expires_at) {
+            (Some(_), Some(_)) => ("expires_in", Err("give expires_in or expires_at, not both")),
+            (None, None) => return None,
+            (Some(secs), None) => match secs.as_i64() {
+                Some(secs) if secs > 0 => ("expires_in", Ok(now.saturating_add(secs))),
+                _ => (
+                    "expires_in",
+                    Err("must be a whole number of seconds above zero"),
+                ),
+            },
+            (None, Some(at)) => match at.as_str().and_then(clock::parse_rfc3339) {
+                Some(at) if at > now => ("expires_at", Ok(at)),
+                Some(_) => ("expires_at", Err("must be in the future")),
+                None => ("expires_at", Err("must be an RFC 3339 date-time")),
+            },
+        };
+        let within = at.and_then(|at| match at > now.saturating_add(max_ttl) {
+            true => Err("is longer than the longest lifetime allowed"),
+            false => Ok(at),
+        });
+        fields.check(field, within)
+    }
+}
+
+fn max_ttl(app: &App) -> i64 {
+    app.config.max_private_token_ttl
+}
+
+/// A token's name: 1–100 characters after trimming, no control characters.
+fn token_name(raw: &str) -> Result<String, &'static str> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        fields.insert(
-            "name",
-            "must be 1 to 100 characters without control characters",
-        );
-        return None;
+        return Err("must be 1 to 100 characters without control characters");
     }
-    Some(name.to_string())
+    Ok(name.to_owned())
 }
 
 /// Mints and stores a token for the caller; the secret is shown only here.
@@ -159,20 +185,8 @@ fn mint(
 pub fn create_token(app: &App, request: &Request) -> Result<Response, ApiError> {
     let (caller, _) = auth::session_caller(app, request)?;
     let body: CreateTokenRequest = http::json(request)?;
-    let mut fields = FieldErrors::new();
-    let name = token_name(body.name, &mut fields);
-    let none_given = body.expiry.expires_in.is_none() && body.expiry.expires_at.is_none();
-    let expires_at = expiry(app, body.expiry, clock::now(), &mut fields);
-    if none_given {
-        fields.insert(
-            "expires_in",
-            "is required (or expires_at): tokens have no default expiry",
-        );
-    }
-    let (Some(name), Some(expires_at), true) = (name, expires_at, fields.is_empty()) else {
-        return Err(ApiError::Validation(fields));
-    };
-    mint(app, &caller.user_id, name, expires_at, None)
+    let new = body.validate(clock::now(), max_ttl(app))?;
+    mint(app, &caller.user_id, new.name, new.expires_at, None)
 }
 
 /// `GET /tokens/`: the caller's tokens, newest first, never the token itself.
@@ -219,12 +233,8 @@ pub fn rotate_token(app: &App, request: &Request, id: &str) -> Result<Response, 
         }
     };
     let now = clock::now();
-    let mut fields = FieldErrors::new();
-    let asked = expiry(app, body, now, &mut fields);
-    if !fields.is_empty() {
-        return Err(ApiError::Validation(fields));
-    }
-    let lifetime = (old.expires_at - old.created_at).clamp(1, app.config.max_private_token_ttl);
+    let asked = body.validate(now, max_ttl(app))?;
+    let lifetime = (old.expires_at - old.created_at).clamp(1, max_ttl(app));
     let expires_at = asked.unwrap_or(now + lifetime);
     mint(app, &caller.user_id, old.name, expires_at, Some(&old.id))
 }

@@ -13,6 +13,9 @@ BASE=""
 start_server() {
     local work="$1" addr=""
     shift
+    # Created here, not by the child's redirection, so the first poll can
+    # never race it.
+    : >"$work/stdout"
     "$BIN" serve --listen 127.0.0.1:0 --db "$work/latchkey.db" "$@" \
         >"$work/stdout" 2>"$work/server.log" &
     SERVER_PID=$!

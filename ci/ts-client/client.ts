@@ -66,8 +66,17 @@ const login = await (async () => {
   check(data.access_token.split(".").length === 3, "log in: access_token is a JWT");
   check(data.user.email === email, "log in: user.email");
   check(response.headers.get("cache-control") === "no-store", "log in: Cache-Control");
+  check(data.device_token.length > 0, "log in: device_token");
   return data;
 })();
+
+// Log in again with the device token, as a returning device does.
+{
+  const { data, error, response } = await client.POST("/login/", {
+    body: { email, password, device_token: login.device_token },
+  });
+  check(response.status === 200 && data !== undefined, `device login: ${response.status} ${JSON.stringify(error)}`);
+}
 
 // Read the profile.
 {
@@ -84,6 +93,17 @@ const login = await (async () => {
   });
   check(response.status === 200 && data !== undefined, `update profile: ${response.status} ${JSON.stringify(error)}`);
   check(data.name === "Ada King" && data.last_name === "Lovelace", "update profile: fields");
+}
+
+// A wrong current password is a 400 naming the field, never a 401 (which
+// clients answer by logging the user out).
+{
+  const { error, response } = await client.PATCH("/profile/", {
+    headers: bearer(login.access_token),
+    body: { email: `new-${email}`, current_password: "not the password 1" },
+  });
+  check(response.status === 400 && error?.code === "validation_error", `wrong password: ${response.status}`);
+  check(error.fields?.["current_password"] !== undefined, "wrong password: fields.current_password");
 }
 
 // Refresh, and use the new access token.

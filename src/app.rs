@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::db::Pool;
 use crate::db::signing_keys::Window;
+use crate::domain::audit::{self, Entry, FailureBudget, ThrottleNotes};
 use crate::domain::blocking::Blocking;
 use crate::domain::password::Hasher;
 use crate::domain::throttle::Throttle;
@@ -12,6 +13,7 @@ use crate::domain::token_cache::Verified;
 use crate::domain::token_use::Activity;
 use crate::domain::tokens::{Expectations, KeyRing};
 use crate::error::ApiError;
+use crate::locks::Unpoisoned;
 use crate::ops::metrics::Metrics;
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -33,6 +35,12 @@ pub struct App {
     pub rotation_secret: Vec<u8>,
     /// How long a retired key's access tokens may live (`keystore`).
     pub window: Window,
+    /// The key of the audit log's hashes of unknown emails (`domain::audit`).
+    pub audit_secret: Vec<u8>,
+    /// Which login refusals already have their audit event.
+    pub throttle_notes: ThrottleNotes,
+    /// How many more refused logins the audit log takes today.
+    pub failure_budget: FailureBudget,
     /// Picture uploads are decoded one at a time (see `handlers::images`).
     pub image_lock: Mutex<()>,
     /// Where slow work (hashing, picture decoding) runs.
@@ -48,6 +56,7 @@ pub struct Parts {
     pub keys: KeyRing,
     pub rotation_secret: Vec<u8>,
     pub window: Window,
+    pub audit_secret: Vec<u8>,
 }
 
 impl App {
@@ -58,6 +67,7 @@ impl App {
             leeway: config.leeway,
         };
         let throttle = Throttle::new(config.login_max_failures, config.login_window);
+        let throttle_notes = ThrottleNotes::new(config.login_window);
         App {
             config,
             db: parts.db,
@@ -69,6 +79,9 @@ impl App {
             verified: Verified::default(),
             rotation_secret: parts.rotation_secret,
             window: parts.window,
+            audit_secret: parts.audit_secret,
+            throttle_notes,
+            failure_budget: FailureBudget::default(),
             image_lock: Mutex::new(()),
             blocking: parts.blocking,
             keys: RwLock::new(Arc::new(parts.keys)),
@@ -81,12 +94,22 @@ impl App {
 
     /// The signing keys in force now.
     pub fn keys(&self) -> Arc<KeyRing> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.keys.read().unpoisoned().clone()
+    }
+
+    /// Appends an audit event inside the caller's write transaction `tx`,
+    /// and counts it.
+    pub fn record(&self, tx: &rusqlite::Connection, entry: &Entry<'_>) -> rusqlite::Result<()> {
+        audit::record(tx, entry)?;
+        // Counted before the commit: a transaction that then rolls back
+        // (an error path) overcounts by its events.
+        self.metrics.audited(entry.event.name());
+        Ok(())
     }
 
     /// Swaps in reloaded keys (after a rotation, or when one is dropped).
     pub fn replace_keys(&self, keys: KeyRing) {
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        *self.keys.write().unpoisoned() = Arc::new(keys);
         self.verified.clear();
     }
 }

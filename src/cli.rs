@@ -25,7 +25,13 @@ USAGE:
     latchkey users set-password EMAIL set a password read from standard input;
                                       ends the user's sessions
     latchkey users mfa-off EMAIL      turn off a user's lost second factor
-    latchkey cleanup                  one cleanup pass, printing what it removed
+    latchkey audit [--user EMAIL] [--since RFC3339] [--json]
+                                      print audit events, oldest first (--json:
+                                      one JSON object a line)
+    latchkey cleanup [--audit-retention SECS]
+                                      one cleanup pass, printing what it removed
+                                      (audit events: kept as long as the service
+                                      last started on the file keeps them)
     latchkey backup DEST              a consistent online copy of the database
     latchkey --help | --version
 ";
@@ -222,14 +228,41 @@ pub enum Command {
     Serve(Raw),
     Migrate(Raw),
     KeysList(Raw),
-    KeysRotate { raw: Raw, now: bool },
-    KeysRevoke { raw: Raw, kid: String },
-    UsersList { raw: Raw, json: bool },
-    UsersDelete { raw: Raw, email: String },
-    UsersSetPassword { raw: Raw, email: String },
-    UsersMfaOff { raw: Raw, email: String },
+    KeysRotate {
+        raw: Raw,
+        now: bool,
+    },
+    KeysRevoke {
+        raw: Raw,
+        kid: String,
+    },
+    UsersList {
+        raw: Raw,
+        json: bool,
+    },
+    UsersDelete {
+        raw: Raw,
+        email: String,
+    },
+    UsersSetPassword {
+        raw: Raw,
+        email: String,
+    },
+    UsersMfaOff {
+        raw: Raw,
+        email: String,
+    },
+    Audit {
+        raw: Raw,
+        user: Option<String>,
+        since: Option<String>,
+        json: bool,
+    },
     Cleanup(Raw),
-    Backup { raw: Raw, dest: String },
+    Backup {
+        raw: Raw,
+        dest: String,
+    },
 }
 
 /// Where a value came from, so an error can name what the user typed.
@@ -391,7 +424,25 @@ pub fn parse(
                 }
             }
         }
-        Some("cleanup") => Command::Cleanup(flags(args, env, every)?),
+        Some("audit") => {
+            let json = args.args.contains("--json");
+            let raw = flags(args, env, every)?;
+            let mut value = |flag: &'static str| {
+                args.args
+                    .opt_value_from_str::<_, String>(flag)
+                    .map_err(|e| UsageError(format!("{flag}: {}", describe(e))))
+            };
+            Command::Audit {
+                user: value("--user")?,
+                since: value("--since")?,
+                raw,
+                json,
+            }
+        }
+        Some("cleanup") => {
+            let accepted = every.into_iter().chain([&config::AUDIT_RETENTION]);
+            Command::Cleanup(flags(args, env, accepted)?)
+        }
         Some("backup") => {
             let raw = flags(args, env, every)?;
             Command::Backup {
@@ -620,6 +671,22 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(run(&["keys", "revoke"], &[]).is_err());
+        match run(&["audit", "--user", "a@x.io", "--json"], &[]) {
+            Ok(Command::Audit {
+                user, since, json, ..
+            }) => {
+                assert_eq!(user.as_deref(), Some("a@x.io"));
+                assert_eq!((since, json), (None, true));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(run(&["audit", "--since"], &[]).is_err());
+        match run(&["cleanup", "--audit-retention", "60"], &[]) {
+            Ok(Command::Cleanup(raw)) => {
+                assert_eq!(raw.get(&crate::config::AUDIT_RETENTION), Some("60"))
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(run(&["keys"], &[]).is_err());
         assert!(matches!(
             run(&["users", "list", "--json"], &[]),

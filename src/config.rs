@@ -10,7 +10,8 @@
 //! times); each has an upper bound, so no lifetime can overflow a timestamp.
 
 use crate::cli::{Flag, Raw, UsageError};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use crate::domain::ip_net::IpNet;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -80,7 +81,8 @@ settings! {
     IDLE_TIMEOUT idle_timeout: Duration = Flag::value("--idle-timeout", "SECS", "close idle keep-alive connections").default("30").range(1, ONE_YEAR);
     REQUEST_TIMEOUT request_timeout: Duration = Flag::value("--request-timeout", "SECS", "time allowed to send a request").default("10").range(1, ONE_YEAR);
     MAX_CONNECTIONS max_connections: usize = Flag::value("--max-connections", "N", "open connections at most").default("1024").range(1, 1 << 20);
-    TRUSTED_PROXY trusted_proxies: Vec<IpAddr> = Flag::list("--trusted-proxy", "ADDR", "a reverse proxy whose X-Forwarded-For is\nbelieved for the client address (repeatable;\nLATCHKEY_TRUSTED_PROXY takes a comma list)");
+    TRUSTED_PROXY trusted_proxies: Vec<IpNet> = Flag::list("--trusted-proxy", "ADDR[/PREFIX]", "a reverse proxy, or a network of them, whose\nX-Forwarded-For is believed for the client\naddress (repeatable; LATCHKEY_TRUSTED_PROXY\ntakes a comma list)");
+    AUDIT_RETENTION audit_retention: i64 = Flag::value("--audit-retention", "SECS", "keep audit events this long (also taken by\n`cleanup`)").default("7776000").range(1, TEN_YEARS);
 }
 
 impl Config {
@@ -98,6 +100,33 @@ impl Config {
 /// The database path alone, for subcommands other than `serve`.
 pub fn db_path(raw: &Raw) -> Result<PathBuf, UsageError> {
     PathBuf::from_flag(&DB, raw)
+}
+
+/// `--audit-retention` as given to `latchkey cleanup` (or its variable), if it is.
+pub fn audit_retention(raw: &Raw) -> Result<Option<i64>, UsageError> {
+    match raw.get(&AUDIT_RETENTION) {
+        None => Ok(None),
+        Some(_) => i64::from_flag(&AUDIT_RETENTION, raw).map(Some),
+    }
+}
+
+/// The default `--audit-retention` (90 days), for `latchkey cleanup` on a
+/// database no service has recorded its retention in.
+pub fn default_audit_retention() -> i64 {
+    AUDIT_RETENTION
+        .default
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(7_776_000)
+}
+
+/// `latchkey audit --since`: an RFC 3339 time, as Unix seconds.
+pub fn since(value: Option<&str>) -> Result<Option<i64>, UsageError> {
+    value
+        .map(|v| {
+            crate::clock::parse_rfc3339(v)
+                .ok_or_else(|| UsageError(format!("--since: '{v}' is not an RFC 3339 time")))
+        })
+        .transpose()
 }
 
 /// Worker threads when `--threads` is not given: handlers spend much of their
@@ -211,13 +240,17 @@ impl FromFlag for SocketAddr {
     }
 }
 
-impl FromFlag for Vec<IpAddr> {
-    fn from_flag(flag: &Flag, raw: &Raw) -> Result<Vec<IpAddr>, UsageError> {
+impl FromFlag for Vec<IpNet> {
+    fn from_flag(flag: &Flag, raw: &Raw) -> Result<Vec<IpNet>, UsageError> {
         raw.list(flag)
             .iter()
             .map(|v| {
-                v.parse()
-                    .map_err(|_| raw.bad(flag, &format!("'{v}' is not an IP address")))
+                v.parse().map_err(|_| {
+                    raw.bad(
+                        flag,
+                        &format!("'{v}' is not an IP address or ADDR/PREFIX network"),
+                    )
+                })
             })
             .collect()
     }
@@ -262,6 +295,8 @@ mod tests {
         assert_eq!(c.max_connections, 1024);
         assert!(!c.rotate_refresh_tokens);
         assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.audit_retention, 7_776_000);
+        assert_eq!(default_audit_retention(), 7_776_000);
     }
 
     #[test]
@@ -286,6 +321,9 @@ mod tests {
             (&ISSUER, " "),
             (&JWKS_MAX_AGE, "-1"),
             (&TRUSTED_PROXY, "proxy"),
+            (&TRUSTED_PROXY, "10.0.0.0/33"),
+            (&TRUSTED_PROXY, "::/129"),
+            (&AUDIT_RETENTION, "0"),
         ] {
             let mut r = raw(&[]);
             if flag.shape == Shape::List {

@@ -3,6 +3,7 @@
 //! and maps the outcome to an exit status: 0 done, 1 failed, 2 bad usage.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod app;
 mod cli;
@@ -11,13 +12,14 @@ mod config;
 mod db;
 mod domain;
 mod error;
+mod locks;
 mod ops;
 mod transport;
 mod web;
 
 use cli::{Command, Raw, UsageError};
 use ops::error::OpsError;
-use ops::{admin, server};
+use ops::{admin, audit, server};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -52,7 +54,15 @@ fn main() -> ExitCode {
             with_db(&raw, |db| admin::users_set_password(db, &email))
         }
         Command::UsersMfaOff { raw, email } => with_db(&raw, |db| admin::users_mfa_off(db, &email)),
-        Command::Cleanup(raw) => with_db(&raw, admin::cleanup),
+        Command::Audit {
+            raw,
+            user,
+            since,
+            json,
+        } => config::since(since.as_deref())
+            .and_then(|since| with_db(&raw, |db| audit::print(db, user.as_deref(), since, json))),
+        Command::Cleanup(raw) => config::audit_retention(&raw)
+            .and_then(|retention| with_db(&raw, |db| admin::cleanup(db, retention))),
         Command::Backup { raw, dest } => with_db(&raw, |db| admin::backup(db, Path::new(&dest))),
     };
     let outcome = match outcome {

@@ -2,6 +2,7 @@
 //! connection pool, the schema and its migrations, and the write-transaction
 //! helper. One submodule per table, one function per statement.
 
+pub mod audit_events;
 pub mod backup;
 pub mod device_tokens;
 pub mod images;
@@ -32,7 +33,7 @@ pub use rusqlite::Error;
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
 /// Each leaves the database as `schema.sql` would make it (a test checks).
@@ -62,40 +63,15 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX device_tokens_by_user ON device_tokens (user_id);
      CREATE INDEX device_tokens_by_expiry ON device_tokens (expires_at);
      ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';",
-    // 3 → 4: the second factor (TOTP, recovery codes, the login's MFA step).
-    MFA_TABLES,
+    // 3 → 4: the audit log.
+    include_str!("migrations/4_audit_events.sql"),
+    // 4 → 5: the second factor (TOTP, recovery codes, the login's MFA step).
+    include_str!("migrations/5_second_factor.sql"),
 ];
 
 /// The version whose migration changed the email key to NFKC + case fold;
 /// SQL can't compute that, so `migrate` re-keys in Rust after the SQL step.
 const EMAIL_KEY_VERSION: i64 = 3;
-
-/// The second factor's tables, as in `schema.sql`.
-const MFA_TABLES: &str = "CREATE TABLE totp_factors (
-         user_id        TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
-         secret         BLOB,
-         pending_secret BLOB,
-         last_step      INTEGER,
-         created_at     INTEGER NOT NULL,
-         confirmed_at   INTEGER
-     ) STRICT;
-     CREATE TABLE recovery_codes (
-         code_hash  BLOB PRIMARY KEY,
-         user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-         created_at INTEGER NOT NULL
-     ) STRICT, WITHOUT ROWID;
-     CREATE INDEX recovery_codes_by_user ON recovery_codes (user_id);
-     CREATE TABLE mfa_tokens (
-         token_hash BLOB PRIMARY KEY,
-         user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-         address    TEXT,
-         device_token_hash BLOB,
-         failures   INTEGER NOT NULL DEFAULT 0,
-         created_at INTEGER NOT NULL,
-         expires_at INTEGER NOT NULL
-     ) STRICT, WITHOUT ROWID;
-     CREATE INDEX mfa_tokens_by_user ON mfa_tokens (user_id);
-     CREATE INDEX mfa_tokens_by_expiry ON mfa_tokens (expires_at);";
 
 /// Why the database could not be used.
 #[derive(Debug)]

@@ -79,7 +79,7 @@ pub enum Refreshed {
     /// Unknown, expired, or replaced (in non-rotating mode).
     Refused,
     /// A replaced token came back outside the retry rule: the session ended.
-    ReuseDetected,
+    ReuseDetected { session_id: String, user_id: String },
 }
 
 /// The rules of a refresh, from the configuration.
@@ -151,7 +151,10 @@ pub fn refresh(
                 });
             }
             super::sessions::delete(conn, &session_id)?;
-            Ok(Refreshed::ReuseDetected)
+            Ok(Refreshed::ReuseDetected {
+                session_id,
+                user_id,
+            })
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The `sessions` table: one row per login.
 
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// A session as listed to its user.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,13 +95,29 @@ pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
 }
 
 /// Ends the session that refresh token `hash` belongs to, if any.
-pub fn delete_by_refresh_token(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "DELETE FROM sessions WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = ?1)",
-        )?
-        .execute([&hash[..]])?
-        > 0)
+/// A session that was ended, and whose it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub session_id: String,
+    pub user_id: String,
+}
+
+/// Ends the session of a refresh token, if it has one.
+pub fn delete_by_refresh_token(
+    conn: &Connection,
+    hash: &[u8; 32],
+) -> rusqlite::Result<Option<Ended>> {
+    conn.prepare_cached(
+        "DELETE FROM sessions WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = ?1)
+         RETURNING id, user_id",
+    )?
+    .query_row([&hash[..]], |r| {
+        Ok(Ended {
+            session_id: r.get(0)?,
+            user_id: r.get(1)?,
+        })
+    })
+    .optional()
 }
 
 /// Ends every session of a user; returns how many.

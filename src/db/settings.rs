@@ -12,6 +12,9 @@ pub const ACCESS_WINDOW: &str = "access_window";
 /// The `--jwks-max-age` of the last service started: how long `keys rotate`
 /// lets a new key be published before it signs.
 pub const JWKS_MAX_AGE: &str = "jwks_max_age";
+/// The `--audit-retention` of the last service started, so `latchkey
+/// cleanup` prunes as the service would.
+pub const AUDIT_RETENTION: &str = "audit_retention";
 
 pub fn get_i64(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")?

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use crate::app::App;
 use crate::clock;
 use crate::db::{self, device_tokens, images, refresh_tokens, sessions, totp_factors, users};
+use crate::domain::audit::{self, Entry, Event};
 use crate::domain::ids::{self, Secret};
 use crate::domain::images::CleanImage;
 use crate::domain::keys::base64url_encode;
@@ -37,7 +38,7 @@ pub struct NewAccount {
 }
 
 /// A new account. 409 `email_exists` when the email's key is taken.
-pub fn sign_up(app: &App, new: NewAccount) -> Result<users::User, ApiError> {
+pub fn sign_up(app: &App, client: &Client, new: NewAccount) -> Result<users::User, ApiError> {
     // 409 is the contract's answer anyway, so checking first reveals nothing
     // and saves an argon2 run; the UNIQUE index still decides under races.
     if users::find_by_email_key(&*app.conn()?, &new.email.key)?.is_some() {
@@ -53,8 +54,14 @@ pub fn sign_up(app: &App, new: NewAccount) -> Result<users::User, ApiError> {
         names: &new.names,
         now: clock::now(),
     };
-    db::write(&mut *app.conn()?, |tx| users::insert(tx, &row))?
-        .map_err(|_| ApiError::EmailExists)?;
+    db::write(&mut *app.conn()?, |tx| {
+        let inserted = users::insert(tx, &row)?;
+        if inserted.is_ok() {
+            app.record(tx, &Entry::new(Event::SignUp, row.now, client).user(&id))?;
+        }
+        Ok::<_, db::Error>(inserted)
+    })?
+    .map_err(|_| ApiError::EmailExists)?;
     user(app, &id)
 }
 
@@ -105,13 +112,27 @@ pub fn log_in(app: &App, client: &Client, login: Credentials) -> Result<LoggedIn
         None => false,
     };
     let stored = user.as_ref().map(|u| u.password_hash.as_str());
-    let checked = check_password(app, client, account, &login.password, stored, second_factor)?;
+    let checked = match check_password(app, client, account, &login.password, stored, second_factor)
+    {
+        Err(ApiError::TooManyRequests { retry_after }) => {
+            if app.throttle_notes.first(&key, client.address, now) {
+                let user_id = user.as_ref().map(|u| u.id.as_str());
+                audit::refused_login(app, Event::LoginThrottled, client, user_id, &key)?;
+            }
+            return Err(ApiError::TooManyRequests { retry_after });
+        }
+        checked => checked?,
+    };
     if !(checked.ok && second_factor) {
         app.metrics.login(checked.ok);
     }
-    let Some(user) = user.filter(|_| checked.ok) else {
+    // `ok` implies a stored hash, so an account.
+    let (true, Some(user)) = (checked.ok, &user) else {
+        let user_id = user.as_ref().map(|u| u.id.as_str());
+        audit::refused_login(app, Event::LoginFailed, client, user_id, &key)?;
         return Err(ApiError::InvalidCredentials);
     };
+    let user = user.clone();
     // New parameters take effect at the next successful login (OWASP); a busy
     // hasher just postpones that.
     let rehash = checked
@@ -170,6 +191,10 @@ pub fn open_session(
         if let Some(hash) = rehash {
             users::update_password_hash(tx, user_id, hash)?;
         }
+        let entry = Entry::new(Event::LoginSucceeded, now, client)
+            .user(user_id)
+            .session(&session_id);
+        app.record(tx, &entry)?;
         Ok::<_, ApiError>(())
     })?;
     app.metrics.issued(Issued::Refresh);
@@ -197,7 +222,9 @@ pub struct Renewed {
 
 /// A refresh. By default the token stays valid and this only reads; with
 /// rotation it is replaced (see `db::refresh_tokens` for retries and reuse).
-pub fn refresh(app: &App, token: &Secret) -> Result<Renewed, ApiError> {
+/// A refresh is no audit event (it would dominate the log); a detected
+/// reuse is, in the transaction that ends the session.
+pub fn refresh(app: &App, client: &Client, token: &Secret) -> Result<Renewed, ApiError> {
     let policy = refresh_tokens::Policy {
         rotate: app.config.rotate_refresh_tokens,
         reuse_interval: app.config.refresh_reuse_interval,
@@ -207,7 +234,18 @@ pub fn refresh(app: &App, token: &Secret) -> Result<Renewed, ApiError> {
     let next = token.successor(&app.rotation_secret);
     let outcome = if policy.rotate {
         db::write(&mut *app.conn()?, |tx| {
-            refresh_tokens::refresh(tx, token, &next, policy, now)
+            let outcome = refresh_tokens::refresh(tx, token, &next, policy, now)?;
+            if let refresh_tokens::Refreshed::ReuseDetected {
+                session_id,
+                user_id,
+            } = &outcome
+            {
+                let entry = Entry::new(Event::RefreshReuseDetected, now, client)
+                    .user(user_id)
+                    .session(session_id);
+                app.record(tx, &entry)?;
+            }
+            Ok::<_, db::Error>(outcome)
         })?
     } else {
         refresh_tokens::refresh(&*app.conn()?, token, &next, policy, now)?
@@ -238,7 +276,7 @@ pub fn refresh(app: &App, token: &Secret) -> Result<Renewed, ApiError> {
             }
         }
         refresh_tokens::Refreshed::Refused => return Err(ApiError::InvalidRefreshToken),
-        refresh_tokens::Refreshed::ReuseDetected => {
+        refresh_tokens::Refreshed::ReuseDetected { .. } => {
             log::warn!("a replaced refresh token was reused: its session was ended");
             app.metrics.refresh_reuse();
             return Err(ApiError::InvalidRefreshToken);
@@ -358,11 +396,12 @@ impl Picture {
 }
 
 /// A new password; every session of the user ends, so their refresh and
-/// access tokens are refused from now on.
+/// access tokens are refused from now on. `session_id`: the login it was
+/// changed in, for the audit log.
 pub fn change_password(
     app: &App,
     client: &Client,
-    user_id: &str,
+    (user_id, session_id): (&str, &str),
     current: &str,
     new: &str,
 ) -> Result<(), ApiError> {
@@ -370,9 +409,15 @@ pub fn change_password(
     confirm_password(app, client, &user, current, "current_password")?;
     let hash = app.hasher.hash(new)?;
     db::write(&mut *app.conn()?, |tx| {
+        let now = clock::now();
         users::update_password_hash(tx, &user.id, &hash)?;
-        users::touch(tx, &user.id, clock::now())?;
-        sessions::delete_all_of_user(tx, &user.id)
+        users::touch(tx, &user.id, now)?;
+        let ended = sessions::delete_all_of_user(tx, &user.id)?;
+        let entry = Entry::new(Event::PasswordChanged, now, client)
+            .user(&user.id)
+            .session(session_id)
+            .detail(serde_json::json!({ "sessions_ended": ended }));
+        app.record(tx, &entry)
     })?;
     Ok(())
 }
@@ -382,12 +427,18 @@ pub fn change_password(
 pub fn delete_account(
     app: &App,
     client: &Client,
-    user_id: &str,
+    (user_id, session_id): (&str, &str),
     password: &str,
 ) -> Result<(), ApiError> {
     let user = user(app, user_id)?;
     confirm_password(app, client, &user, password, "password")?;
-    db::write(&mut *app.conn()?, |tx| users::delete(tx, &user.id))?;
+    db::write(&mut *app.conn()?, |tx| {
+        users::delete(tx, &user.id)?;
+        let entry = Entry::new(Event::AccountDeleted, clock::now(), client)
+            .user(&user.id)
+            .session(session_id);
+        app.record(tx, &entry)
+    })?;
     Ok(())
 }
 

@@ -6,8 +6,9 @@
 //! (Ed25519) only: any other algorithm, or a key of another family, is an
 //! error from the factory, never a panic.
 
+use crate::locks::Unpoisoned;
 use std::collections::BTreeMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{Error, ErrorKind, new_error};
@@ -64,16 +65,12 @@ fn key_pair(pkcs8: &[u8]) -> Result<Arc<Ed25519KeyPair>, Error> {
         .map_err(|_| new_error(ErrorKind::InvalidEddsaKey))?;
     // A panic while holding the lock cannot leave the map half-updated in a
     // way that matters (entries are whole Arcs), so poisoning is ignored.
-    if let Some(pair) = KEY_PAIRS
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&id)
-    {
+    if let Some(pair) = KEY_PAIRS.read().unpoisoned().get(&id) {
         return Ok(Arc::clone(pair));
     }
     // Parse outside the lock; two threads racing here both parse, one wins.
     let parsed = Arc::new(parse_key_pair(pkcs8)?);
-    let mut map = KEY_PAIRS.write().unwrap_or_else(PoisonError::into_inner);
+    let mut map = KEY_PAIRS.write().unpoisoned();
     if map.len() >= CACHE_CAPACITY && !map.contains_key(&id) {
         // Rotation is rare, so dropping everything and re-parsing the active
         // key once is simpler than tracking recency.

@@ -7,6 +7,7 @@ use crate::app::App;
 use crate::clock;
 use crate::db::{self, Connection, mfa_tokens, recovery_codes, settings, totp_factors, users};
 use crate::domain::accounts::{self, Client, LoggedIn};
+use crate::domain::audit::{self, Entry, Event};
 use crate::domain::ids::{self, Secret};
 use crate::domain::throttle::Account;
 use crate::domain::validate;
@@ -251,6 +252,10 @@ pub fn start_second_step(
         if let Some(hash) = rehash {
             users::update_password_hash(tx, &user.id, hash)?;
         }
+        app.record(
+            tx,
+            &Entry::new(Event::SecondFactorRequired, now, client).user(&user.id),
+        )?;
         Ok::<_, ApiError>(())
     })?;
     Ok(token)
@@ -301,17 +306,21 @@ pub fn complete_login(
             Some(_) => drop(mfa_tokens::delete(tx, &hash)?),
             None => mfa_tokens::fail(tx, &hash)?,
         }
+        if method == Some(Method::RecoveryCode) {
+            app.record(
+                tx,
+                &Entry::new(Event::RecoveryCodeUsed, now, client).user(&user.id),
+            )?;
+        }
         Ok(method)
     })?;
     app.metrics.login(method.is_some());
-    let Some(method) = method else {
+    if method.is_none() {
         attempt.failed();
+        audit::refused_login(app, Event::LoginFailed, client, Some(&user.id), &key)?;
         return Err(ApiError::InvalidCredentials);
-    };
-    attempt.succeeded();
-    if method == Method::RecoveryCode {
-        log::info!("user {} logged in with a recovery code", user.id);
     }
+    attempt.succeeded();
     accounts::open_session(app, client, user, None, None, now, AMR_PASSWORD_OTP)
 }
 
@@ -334,7 +343,13 @@ pub fn with_proof<T>(
         .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     let outcome = db::write(&mut *app.conn()?, |tx| {
         match spend(tx, &user.id, proof, now)? {
-            Some(_) => f(tx).map(Some),
+            Some(method) => {
+                if method == Method::RecoveryCode {
+                    let entry = Entry::new(Event::RecoveryCodeUsed, now, client).user(&user.id);
+                    app.record(tx, &entry)?;
+                }
+                f(tx).map(Some)
+            }
             None => Ok(None),
         }
     })?;

@@ -4,9 +4,11 @@
 //! claims and signing keys, and the secrets latchkey makes.
 
 pub mod accounts;
+pub mod audit;
 pub mod blocking;
 pub mod ids;
 pub mod images;
+pub mod ip_net;
 pub mod jwt_provider;
 pub mod key_ring;
 pub mod keys;

@@ -9,9 +9,10 @@
 //! dummy hash so that a login takes as long whether or not the email exists.
 
 use std::fmt;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::domain::blocking::Blocking;
+use crate::locks::Unpoisoned;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
@@ -101,6 +102,12 @@ impl Hasher {
     /// # Panics
     /// If the operating system's random source fails: without a salt there is
     /// nothing safe to store, and the router turns the panic into a 500.
+    // The rest cannot fail: the parameters, salt and output lengths are
+    // constants the argon2 crate accepts (the unit tests exercise them).
+    #[allow(
+        clippy::expect_used,
+        reason = "random source failure (see Panics) or constant parameters"
+    )]
     pub fn hash(&self, password: &str) -> Result<String, Overloaded> {
         let mut admission = self.admit()?;
         let mut salt = [0u8; SALT_LEN];
@@ -192,7 +199,7 @@ impl Hasher {
     /// The counters stay consistent across a panic (an [`Admission`] restores
     /// them when dropped), so a poisoned lock is safe to keep using.
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unpoisoned()
     }
 }
 
@@ -239,10 +246,7 @@ impl Admission<'_> {
         let hasher = self.hasher;
         let mut state = hasher.lock();
         while state.running >= hasher.parallel {
-            state = hasher
-                .slot_freed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = hasher.slot_freed.wait(state).unpoisoned();
         }
         state.running += 1;
         self.running = true;
@@ -312,6 +316,10 @@ impl StoredHash {
     }
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "constants, checked by every hash in the tests"
+)]
 fn current_params() -> Params {
     Params::new(M_COST, T_COST, P_COST, Some(OUTPUT_LEN)).expect("OWASP parameters are valid")
 }

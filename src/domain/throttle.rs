@@ -18,6 +18,8 @@
 //! `MAX_KEYS` entries; when full, expired entries go first, then entries
 //! that are not blocking anything. A restart forgets the counts.
 
+use crate::domain::ip_net::IpNet;
+use crate::locks::Unpoisoned;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -67,7 +69,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<K, Window>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        self.entries.lock().unpoisoned()
     }
 
     /// Seconds until `key` may try again, if it is blocked now.
@@ -291,7 +293,7 @@ impl Throttle {
 /// What one client controls: an IPv4 address, or an IPv6 /64 (one host
 /// usually holds a whole /64, so counting single IPv6 addresses would let it
 /// step around the limit).
-fn network_of(address: IpAddr) -> IpAddr {
+pub fn network_of(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -310,10 +312,10 @@ fn network_of(address: IpAddr) -> IpAddr {
 pub fn client_address(
     peer: Option<IpAddr>,
     forwarded_for: Option<&str>,
-    trusted: &[IpAddr],
+    trusted: &[IpNet],
 ) -> Option<IpAddr> {
     let peer = peer?.to_canonical();
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|t| t.contains(*ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
@@ -484,20 +486,26 @@ mod tests {
         let client: IpAddr = "203.0.113.9".parse().unwrap();
         let spoofed = Some("198.51.100.1, 203.0.113.9");
         assert_eq!(
-            client_address(Some(client), spoofed, &[proxy]),
+            client_address(Some(client), spoofed, &[proxy.into()]),
             Some(client)
         );
-        assert_eq!(client_address(Some(proxy), spoofed, &[proxy]), Some(client));
         assert_eq!(
-            client_address(Some(proxy), Some("203.0.113.9, 10.0.0.1"), &[proxy]),
+            client_address(Some(proxy), spoofed, &[proxy.into()]),
             Some(client)
         );
-        assert_eq!(client_address(Some(proxy), None, &[proxy]), Some(proxy));
         assert_eq!(
-            client_address(Some(proxy), Some("junk"), &[proxy]),
+            client_address(Some(proxy), Some("203.0.113.9, 10.0.0.1"), &[proxy.into()]),
+            Some(client)
+        );
+        assert_eq!(
+            client_address(Some(proxy), None, &[proxy.into()]),
             Some(proxy)
         );
-        assert_eq!(client_address(None, spoofed, &[proxy]), None);
+        assert_eq!(
+            client_address(Some(proxy), Some("junk"), &[proxy.into()]),
+            Some(proxy)
+        );
+        assert_eq!(client_address(None, spoofed, &[proxy.into()]), None);
     }
 
     #[test]
@@ -507,16 +515,16 @@ mod tests {
         let client: IpAddr = "203.0.113.9".parse().unwrap();
         let chain = Some("198.51.100.1, ::ffff:203.0.113.9, ::ffff:10.0.0.1");
         assert_eq!(
-            client_address(Some(mapped_proxy), chain, &[proxy]),
+            client_address(Some(mapped_proxy), chain, &[proxy.into()]),
             Some(client)
         );
         assert_eq!(
-            client_address(Some(proxy), chain, &[mapped_proxy]),
+            client_address(Some(proxy), chain, &[mapped_proxy.into()]),
             Some(client)
         );
         let stranger: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_eq!(
-            client_address(Some(stranger), chain, &[proxy]),
+            client_address(Some(stranger), chain, &[proxy.into()]),
             Some("192.0.2.1".parse().unwrap())
         );
     }

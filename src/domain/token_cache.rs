@@ -7,6 +7,7 @@
 
 use crate::domain::ids;
 use crate::domain::tokens::{Claims, TokenKind};
+use crate::locks::Unpoisoned;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -24,13 +25,13 @@ impl Verified {
     /// (`exp` plus `leeway`) at `now`; an expired one falls through to a full
     /// verification, which gives the right error.
     pub fn get(&self, token: &str, now: i64, leeway: u64) -> Option<(TokenKind, Claims)> {
-        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let entries = self.entries.read().unpoisoned();
         let (kind, claims) = entries.get(&ids::sha256(token.as_bytes()))?;
         (now < claims.exp.saturating_add(leeway as i64)).then(|| (*kind, claims.clone()))
     }
 
     pub fn insert(&self, token: &str, kind: TokenKind, claims: &Claims) {
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.entries.write().unpoisoned();
         if entries.len() >= CAPACITY {
             entries.clear();
         }
@@ -40,10 +41,7 @@ impl Verified {
     /// Forgets everything: the signing keys changed, so a cached token's key
     /// may no longer be published.
     pub fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.entries.write().unpoisoned().clear();
     }
 }
 

@@ -4,6 +4,7 @@
 //! database write on the request path.
 
 use crate::db::{self, private_tokens, sessions};
+use crate::locks::Unpoisoned;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,7 +29,7 @@ pub struct Activity {
 
 impl Activity {
     pub fn record(&self, kind: Kind, id: &str, at: i64) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.pending.lock().unpoisoned();
         if let Some(seen) = pending.get_mut(&(kind, id.to_string())) {
             *seen = (*seen).max(at);
         } else if pending.len() < MAX_PENDING {
@@ -38,14 +39,14 @@ impl Activity {
 
     /// A use not yet written, so listings show it before the flush.
     pub fn pending(&self, kind: Kind, id: &str) -> Option<i64> {
-        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = self.pending.lock().unpoisoned();
         pending.get(&(kind, id.to_string())).copied()
     }
 
     /// Writes what was gathered; returns how many rows it touched. On a
     /// failure the uses are put back for the next flush.
     pub fn flush(&self, conn: &mut Connection) -> rusqlite::Result<usize> {
-        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let taken = std::mem::take(&mut *self.pending.lock().unpoisoned());
         if taken.is_empty() {
             return Ok(0);
         }

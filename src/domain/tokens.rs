@@ -167,6 +167,7 @@ pub fn sign(ring: &KeyRing, kind: TokenKind, claims: &Claims) -> String {
     // Cannot fail: the claims are strings and integers, and a `SigningKey`
     // only exists with a PKCS#8 document ring has already parsed (`KeyMaterial`
     // cannot be built outside `keys`).
+    #[allow(clippy::expect_used, reason = "infallible, see above")]
     jsonwebtoken::encode(&header, claims, &ring.encoding)
         .expect("signing with a parsed Ed25519 key cannot fail")
 }

@@ -3,7 +3,9 @@
 //! timeout let them share it).
 
 use crate::clock;
-use crate::db::{self, Pool, backup, sessions, users};
+use crate::db::{self, Pool, backup, sessions, settings, users};
+use crate::domain::accounts::Client;
+use crate::domain::audit::{self, Entry, Event};
 use crate::domain::key_ring::{self, KeyState};
 use crate::domain::mfa;
 use crate::domain::password::Hasher;
@@ -12,7 +14,7 @@ use crate::ops::cleanup;
 use crate::ops::error::OpsError;
 use std::path::Path;
 
-fn open(path: &Path) -> Result<Pool, OpsError> {
+pub(crate) fn open(path: &Path) -> Result<Pool, OpsError> {
     let opened = |error| OpsError::Open {
         path: path.to_path_buf(),
         error,
@@ -77,6 +79,12 @@ pub fn keys_rotate(path: &Path, now: bool) -> Result<(), OpsError> {
         key_ring::publication_delay(recorded.jwks_max_age)
     };
     let kid = key_ring::rotate(&mut conn, delay, None)?.unwrap_or_default();
+    // The rotation commits inside `key_ring`; its event follows at once.
+    record_admin(
+        &mut conn,
+        Entry::new(Event::AdminKeyRotated, clock::now(), &Client::default())
+            .detail(serde_json::json!({ "kid": kid, "now": now })),
+    )?;
     if now {
         println!("new signing key {kid}: signs from now on");
     } else {
@@ -93,10 +101,21 @@ pub fn keys_revoke(path: &Path, kid: &str) -> Result<(), OpsError> {
     let pool = open(path)?;
     let mut conn = pool.get()?;
     let revoked = key_ring::revoke(&mut conn, kid)?;
+    record_admin(
+        &mut conn,
+        Entry::new(Event::AdminKeyRevoked, clock::now(), &Client::default())
+            .detail(serde_json::json!({ "kid": kid, "successor": revoked.successor })),
+    )?;
     match revoked.successor {
         Some(successor) => println!("revoked {kid}; {successor} signs from now on"),
         None => println!("revoked {kid}"),
     }
+    Ok(())
+}
+
+/// Appends an operator's event in a transaction of its own.
+fn record_admin(conn: &mut db::Connection, entry: Entry<'_>) -> Result<(), OpsError> {
+    db::write(conn, |tx| audit::record(tx, &entry))?;
     Ok(())
 }
 
@@ -151,7 +170,14 @@ pub fn users_delete(path: &Path, email: &str) -> Result<(), OpsError> {
     let pool = open(path)?;
     let mut conn = pool.get()?;
     let user = find_user(&conn, email)?;
-    db::write(&mut conn, |tx| users::delete(tx, &user.id))?;
+    db::write(&mut conn, |tx| {
+        users::delete(tx, &user.id)?;
+        let origin = Client::default();
+        audit::record(
+            tx,
+            &Entry::new(Event::AdminUserDeleted, clock::now(), &origin).user(&user.id),
+        )
+    })?;
     println!("deleted {} ({})", user.email, user.id);
     Ok(())
 }
@@ -175,9 +201,16 @@ pub fn users_set_password(path: &Path, email: &str) -> Result<(), OpsError> {
         .hash(password)
         .map_err(|_| OpsError::HasherBusy)?;
     let ended = db::write(&mut conn, |tx| {
+        let now = clock::now();
         users::update_password_hash(tx, &user.id, &hash)?;
-        users::touch(tx, &user.id, clock::now())?;
-        sessions::delete_all_of_user(tx, &user.id)
+        users::touch(tx, &user.id, now)?;
+        let ended = sessions::delete_all_of_user(tx, &user.id)?;
+        let origin = Client::default();
+        let entry = Entry::new(Event::AdminPasswordSet, now, &origin)
+            .user(&user.id)
+            .detail(serde_json::json!({ "sessions_ended": ended }));
+        audit::record(tx, &entry)?;
+        Ok::<_, db::Error>(ended)
     })?;
     println!("password set for {}; {ended} session(s) ended", user.email);
     Ok(())
@@ -191,7 +224,16 @@ pub fn users_mfa_off(path: &Path, email: &str) -> Result<(), OpsError> {
     let pool = open(path)?;
     let mut conn = pool.get()?;
     let user = find_user(&conn, email)?;
-    let was_on = db::write(&mut conn, |tx| mfa::turn_off(tx, &user.id))?;
+    let was_on = db::write(&mut conn, |tx| {
+        let was_on = mfa::turn_off(tx, &user.id)?;
+        if was_on {
+            let origin = Client::default();
+            let entry =
+                Entry::new(Event::AdminSecondFactorOff, clock::now(), &origin).user(&user.id);
+            audit::record(tx, &entry)?;
+        }
+        Ok::<_, db::Error>(was_on)
+    })?;
     if was_on {
         println!("second factor turned off for {}", user.email);
     } else {
@@ -200,12 +242,23 @@ pub fn users_mfa_off(path: &Path, email: &str) -> Result<(), OpsError> {
     Ok(())
 }
 
-/// `latchkey cleanup`: one sweep, printing what it removed.
-pub fn cleanup(path: &Path) -> Result<(), OpsError> {
+/// `latchkey cleanup`: one sweep, printing what it removed. Audit events
+/// are kept for `retention` seconds if given, else as long as the service
+/// last started on this database keeps them (else the default).
+pub fn cleanup(path: &Path, retention: Option<i64>) -> Result<(), OpsError> {
     let pool = open(path)?;
     let mut conn = pool.get()?;
     let window = key_ring::recorded(&conn)?.window;
-    let removed = cleanup::sweep(&mut conn, clock::now(), window, &|| false)?;
+    let audit_retention = match retention {
+        Some(seconds) => seconds,
+        None => settings::get_i64(&conn, settings::AUDIT_RETENTION)?
+            .unwrap_or_else(crate::config::default_audit_retention),
+    };
+    let keep = cleanup::Keep {
+        window,
+        audit_retention,
+    };
+    let removed = cleanup::sweep(&mut conn, clock::now(), keep, &|| false)?;
     for (table, rows) in removed.by_table() {
         println!("{table}: {rows} removed");
     }

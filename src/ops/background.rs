@@ -9,6 +9,7 @@
 use crate::app::App;
 use crate::clock;
 use crate::domain::key_ring::{self, KeyRingError};
+use crate::locks::Unpoisoned;
 use crate::ops::cleanup;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -24,16 +25,16 @@ struct Stop {
 impl Stop {
     /// Sleeps up to `period`; true once the service is stopping.
     fn wait(&self, period: Duration) -> bool {
-        let stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let stopped = self.stopped.lock().unpoisoned();
         let (stopped, _) = self
             .wake
             .wait_timeout_while(stopped, period, |stopped| !*stopped)
-            .unwrap_or_else(|p| p.into_inner());
+            .unpoisoned();
         *stopped
     }
 
     fn is_set(&self) -> bool {
-        *self.stopped.lock().unwrap_or_else(|p| p.into_inner())
+        *self.stopped.lock().unpoisoned()
     }
 }
 
@@ -42,23 +43,33 @@ pub struct Background {
     threads: Vec<JoinHandle<()>>,
 }
 
-pub fn start(app: Arc<App>) -> Background {
-    let stop = Arc::new(Stop::default());
-    let spawn = |name: &str, body: fn(&App, &Stop)| {
-        let (app, stop) = (app.clone(), stop.clone());
-        std::thread::Builder::new()
+/// Starts the threads; if one can't be spawned, stops those already running.
+pub fn start(app: Arc<App>) -> std::io::Result<Background> {
+    let mut background = Background {
+        stop: Arc::new(Stop::default()),
+        threads: Vec::new(),
+    };
+    type Body = fn(&App, &Stop);
+    for (name, body) in [("keys", keys_and_activity as Body), ("cleanup", cleanup)] {
+        let (app, stop) = (app.clone(), background.stop.clone());
+        match std::thread::Builder::new()
             .name(name.into())
             .spawn(move || body(&app, &stop))
-            .expect("spawning a background thread")
-    };
-    let threads = vec![spawn("keys", keys_and_activity), spawn("cleanup", cleanup)];
-    Background { stop, threads }
+        {
+            Ok(thread) => background.threads.push(thread),
+            Err(e) => {
+                background.stop();
+                return Err(e);
+            }
+        }
+    }
+    Ok(background)
 }
 
 impl Background {
     /// Wakes the threads, lets them finish (a last flush), and waits.
     pub fn stop(self) {
-        *self.stop.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        *self.stop.stopped.lock().unpoisoned() = true;
         self.stop.wake.notify_all();
         for thread in self.threads {
             let _ = thread.join();
@@ -122,7 +133,13 @@ fn refresh_keys(app: &App) -> Result<(), KeyRingError> {
 fn cleanup(app: &App, stop: &Stop) {
     while !stop.wait(app.config.cleanup_interval) {
         let swept = match app.db.get() {
-            Ok(mut conn) => cleanup::sweep(&mut conn, clock::now(), app.window, &|| stop.is_set()),
+            Ok(mut conn) => {
+                let keep = cleanup::Keep {
+                    window: app.window,
+                    audit_retention: app.config.audit_retention,
+                };
+                cleanup::sweep(&mut conn, clock::now(), keep, &|| stop.is_set())
+            }
             Err(e) => {
                 log::error!("cleanup: {e}");
                 continue;

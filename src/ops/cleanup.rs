@@ -1,12 +1,13 @@
 //! Deleting what has expired: refresh tokens and sessions, device tokens,
-//! private tokens, the second steps of logins, and signing keys past their
-//! retirement. Each batch is its own short transaction, with a pause between
-//! batches so a request waiting to write gets the lock; a sweep of a million
-//! rows never holds it for long.
+//! private tokens, the second steps of logins, audit events past
+//! `--audit-retention`, and signing keys past their retirement. Each batch is
+//! its own short transaction, with a pause between batches so a request
+//! waiting to write gets the lock; a sweep of a million rows never holds it
+//! for long.
 
 use crate::db::{
-    self, Connection, device_tokens, mfa_tokens, private_tokens, refresh_tokens, sessions,
-    signing_keys,
+    self, Connection, audit_events, device_tokens, mfa_tokens, private_tokens, refresh_tokens,
+    sessions, signing_keys,
 };
 use std::time::{Duration, Instant};
 
@@ -30,10 +31,11 @@ pub struct Removed {
     pub device_tokens: usize,
     pub signing_keys: usize,
     pub mfa_tokens: usize,
+    pub audit_events: usize,
 }
 
 impl Removed {
-    pub fn by_table(&self) -> [(&'static str, usize); 6] {
+    pub fn by_table(&self) -> [(&'static str, usize); 7] {
         [
             ("sessions", self.sessions),
             ("refresh_tokens", self.refresh_tokens),
@@ -41,8 +43,17 @@ impl Removed {
             ("device_tokens", self.device_tokens),
             ("signing_keys", self.signing_keys),
             ("mfa_tokens", self.mfa_tokens),
+            ("audit_events", self.audit_events),
         ]
     }
+}
+
+/// What a sweep keeps: the key window, and audit events younger than
+/// `audit_retention` seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    pub window: signing_keys::Window,
+    pub audit_retention: i64,
 }
 
 /// One sweep at `now`. `stop` is asked between batches; a stopped sweep
@@ -50,14 +61,14 @@ impl Removed {
 pub fn sweep(
     conn: &mut Connection,
     now: i64,
-    window: signing_keys::Window,
+    keep: Keep,
     stop: &dyn Fn() -> bool,
 ) -> Result<Removed, db::Error> {
     // Deleting expired rows needs no durability: after a power loss they are
     // just deleted again. Without an fsync per batch, each batch holds the
     // write lock for less time, so requests that write wait less.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    let removed = sweep_batches(conn, now, window, stop);
+    let removed = sweep_batches(conn, now, keep, stop);
     conn.pragma_update(None, "synchronous", "FULL")?;
     removed
 }
@@ -65,13 +76,19 @@ pub fn sweep(
 fn sweep_batches(
     conn: &mut Connection,
     now: i64,
-    window: signing_keys::Window,
+    keep: Keep,
     stop: &dyn Fn() -> bool,
 ) -> Result<Removed, db::Error> {
     let mut removed = Removed {
         refresh_tokens: in_batches(conn, refresh_tokens::delete_expired, now, stop)?,
         sessions: in_batches(conn, sessions::delete_expired, now, stop)?,
         private_tokens: in_batches(conn, private_tokens::delete_expired, now - MAX_LEEWAY, stop)?,
+        audit_events: in_batches(
+            conn,
+            audit_events::delete_expired,
+            now.saturating_sub(keep.audit_retention),
+            stop,
+        )?,
         device_tokens: in_batches(conn, device_tokens::delete_expired, now, stop)?,
         signing_keys: 0,
         mfa_tokens: in_batches(conn, mfa_tokens::delete_expired, now, stop)?,
@@ -79,7 +96,9 @@ fn sweep_batches(
     if stop() {
         return Ok(removed);
     }
-    removed.signing_keys = db::write(conn, |tx| signing_keys::delete_dropped(tx, now, window))?;
+    removed.signing_keys = db::write(conn, |tx| {
+        signing_keys::delete_dropped(tx, now, keep.window)
+    })?;
     Ok(removed)
 }
 
@@ -126,6 +145,8 @@ mod tests {
              INSERT INTO private_tokens (id, user_id, name, kid, created_at, expires_at)
              VALUES ('p-old', 'u1', 'a', 'k', 0, 10), ('p-grace', 'u1', 'b', 'k', 0, 90),
                     ('p-live', 'u1', 'c', 'k', 0, 9000);
+             INSERT INTO audit_events (id, at, event, outcome)
+             VALUES ('a-old', 40, 'logout', 'success'), ('a-live', 41, 'logout', 'success');
              INSERT INTO mfa_tokens (token_hash, user_id, created_at, expires_at)
              VALUES (X'01', 'u1', 0, 100), (X'02', 'u1', 0, 101);",
         )
@@ -139,11 +160,14 @@ mod tests {
             )
             .unwrap();
         }
-        let window = signing_keys::Window {
-            access: 10,
-            leeway: 0,
+        let keep = Keep {
+            window: signing_keys::Window {
+                access: 10,
+                leeway: 0,
+            },
+            audit_retention: 60,
         };
-        let removed = sweep(&mut conn, 100, window, &|| false).unwrap();
+        let removed = sweep(&mut conn, 100, keep, &|| false).unwrap();
         assert_eq!(
             removed,
             Removed {
@@ -153,14 +177,19 @@ mod tests {
                 device_tokens: 1,
                 signing_keys: 0,
                 mfa_tokens: 1,
+                audit_events: 1,
             }
         );
         let left: i64 = conn
             .query_row("SELECT count(*) FROM refresh_tokens", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 600);
+        let audit: String = conn
+            .query_row("SELECT id FROM audit_events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(audit, "a-live");
         assert_eq!(
-            sweep(&mut conn, 100, window, &|| false).unwrap(),
+            sweep(&mut conn, 100, keep, &|| false).unwrap(),
             Removed::default()
         );
         // The pooled connection goes back with its durability restored.
@@ -173,12 +202,15 @@ mod tests {
     #[test]
     fn a_stopped_sweep_stops() {
         let mut conn = test_connection();
-        let window = signing_keys::Window {
-            access: 10,
-            leeway: 0,
+        let keep = Keep {
+            window: signing_keys::Window {
+                access: 10,
+                leeway: 0,
+            },
+            audit_retention: 60,
         };
         assert_eq!(
-            sweep(&mut conn, 100, window, &|| true).unwrap(),
+            sweep(&mut conn, 100, keep, &|| true).unwrap(),
             Removed::default()
         );
     }

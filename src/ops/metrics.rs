@@ -35,6 +35,11 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TableLabel {
     table: &'static str,
 }
@@ -55,6 +60,8 @@ pub struct Metrics {
     issued: Family<KindLabel, Counter>,
     reuse: Counter,
     cleaned: Family<TableLabel, Counter>,
+    audit: Family<EventLabel, Counter>,
+    audit_suppressed: Family<EventLabel, Counter>,
     hash_queue: Gauge,
 }
 
@@ -74,6 +81,8 @@ impl Default for Metrics {
         let issued = Family::<KindLabel, Counter>::default();
         let reuse = Counter::default();
         let cleaned = Family::<TableLabel, Counter>::default();
+        let audit = Family::<EventLabel, Counter>::default();
+        let audit_suppressed = Family::<EventLabel, Counter>::default();
         let hash_queue = Gauge::default();
         registry.register(
             "http_requests",
@@ -98,6 +107,16 @@ impl Default for Metrics {
             cleaned.clone(),
         );
         registry.register(
+            "audit_events",
+            "Audit events written, by event",
+            audit.clone(),
+        );
+        registry.register(
+            "audit_events_suppressed",
+            "Refused logins beyond the audit log's daily budget, not recorded, by event",
+            audit_suppressed.clone(),
+        );
+        registry.register(
             "password_hash_queue",
             "Password hashes running or waiting",
             hash_queue.clone(),
@@ -110,6 +129,8 @@ impl Default for Metrics {
             issued,
             reuse,
             cleaned,
+            audit,
+            audit_suppressed,
             hash_queue,
         }
     }
@@ -149,6 +170,18 @@ impl Metrics {
             .inc_by(rows as u64);
     }
 
+    /// An audit event was written (`domain::audit`; the label is its name).
+    pub fn audited(&self, event: &'static str) {
+        self.audit.get_or_create(&EventLabel { event }).inc();
+    }
+
+    /// A refused login was over the audit log's budget and not recorded.
+    pub fn audit_suppressed(&self, event: &'static str) {
+        self.audit_suppressed
+            .get_or_create(&EventLabel { event })
+            .inc();
+    }
+
     /// The exposition, with gauges read at scrape time.
     pub fn render(&self, hash_queue: usize) -> String {
         self.hash_queue.set(hash_queue as i64);
@@ -170,7 +203,12 @@ mod tests {
         m.login(false);
         m.issued(Issued::Access);
         m.cleaned("refresh_tokens", 7);
+        m.audited("login_failed");
         let text = m.render(3);
+        assert!(
+            text.contains(r#"latchkey_audit_events_total{event="login_failed"} 1"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"latchkey_http_requests_total{route="log_in",status="200"} 1"#),
             "{text}"

@@ -2,6 +2,7 @@
 //! operator's subcommands, the cleanup sweep, metrics and systemd readiness.
 
 pub mod admin;
+pub mod audit;
 pub mod background;
 pub mod cleanup;
 pub mod error;

@@ -4,6 +4,7 @@
 use crate::app::{App, Parts};
 use crate::config::Config;
 use crate::db::{self, settings};
+use crate::domain::audit;
 use crate::domain::blocking::Blocking;
 use crate::domain::jwt_provider;
 use crate::domain::key_ring;
@@ -42,8 +43,12 @@ pub fn run(config: Config) -> Result<(), OpsError> {
     let window = key_ring::window_for(config.access_ttl, config.leeway);
     key_ring::record(&conn, window, config.jwks_max_age)?;
     let keys = key_ring::load(&mut conn, window)?;
-    let rotation_secret = db::write(&mut conn, |tx| {
-        settings::secret(tx, settings::ROTATION_SECRET)
+    let (rotation_secret, audit_secret) = db::write(&mut conn, |tx| {
+        settings::set_i64(tx, settings::AUDIT_RETENTION, config.audit_retention)?;
+        Ok::<_, db::Error>((
+            settings::secret(tx, settings::ROTATION_SECRET)?,
+            settings::secret(tx, audit::EMAIL_SECRET)?,
+        ))
     })?;
     drop(conn);
 
@@ -75,9 +80,10 @@ pub fn run(config: Config) -> Result<(), OpsError> {
         keys,
         rotation_secret,
         window,
+        audit_secret,
     };
     let app = Arc::new(App::new(config, parts));
-    let background = background::start(app.clone());
+    let background = background::start(app.clone())?;
 
     let watcher = {
         let stopper = stopper.clone();

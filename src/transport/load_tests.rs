@@ -2,6 +2,7 @@
 //! memory they cost), and handlers that step aside while others still get served.
 //! They print their measurements (`cargo test -- --nocapture` shows them).
 
+use crate::locks::Unpoisoned;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
@@ -18,9 +19,7 @@ static HEAVY: Mutex<()> = Mutex::new(());
 
 #[test]
 fn a_burst_of_200_new_connections_is_answered_within_a_second() {
-    let _heavy = HEAVY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _heavy = HEAVY.lock().unpoisoned();
     let server = start(Options {
         max_connections: 1000,
         ..options()
@@ -59,9 +58,7 @@ fn a_burst_of_200_new_connections_is_answered_within_a_second() {
 
 #[test]
 fn a_thousand_idle_connections_cost_little_and_block_nobody() {
-    let _heavy = HEAVY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _heavy = HEAVY.lock().unpoisoned();
     let server = start(Options {
         max_connections: 1100,
         ..options()
@@ -111,9 +108,7 @@ fn a_thousand_idle_connections_cost_little_and_block_nobody() {
 
 #[test]
 fn requests_are_served_while_every_slot_steps_aside() {
-    let _heavy = HEAVY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _heavy = HEAVY.lock().unpoisoned();
     let server = start_with(options(), Workers::new(8, 8));
     let blocked: Vec<_> = (0..8)
         .map(|_| {
@@ -139,9 +134,7 @@ fn requests_are_served_while_every_slot_steps_aside() {
 
 #[test]
 fn measures_the_cost_of_a_request() {
-    let _heavy = HEAVY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _heavy = HEAVY.lock().unpoisoned();
     let workers = Workers::new(4, 0);
     let rounds = 2000;
     let started = Instant::now();

@@ -25,10 +25,11 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::locks::Unpoisoned;
 use crate::transport::workers::Workers;
 
 /// Stack of a connection thread. It only parses and writes (handlers run on the
@@ -191,9 +192,7 @@ struct OpenConnection {
 
 impl Shared {
     fn connections(&self) -> MutexGuard<'_, Connections> {
-        self.connections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.connections.lock().unpoisoned()
     }
 
     /// Marks a connection idle (waiting for a request) or busy. False once the server
@@ -327,11 +326,7 @@ fn drain(shared: &Shared) {
             );
             return;
         }
-        connections = shared
-            .closed
-            .wait_timeout(connections, left)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
+        connections = shared.closed.wait_timeout(connections, left).unpoisoned().0;
     }
 }
 

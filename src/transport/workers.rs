@@ -5,11 +5,12 @@
 //! hashing, say) lets a queued job run meanwhile. Connection threads only parse and
 //! write, and hand each request to [`Workers::call`].
 
+use crate::locks::Unpoisoned;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -45,7 +46,7 @@ thread_local! {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Jobs never run under this lock, so a poisoned lock still holds consistent state.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unpoisoned()
     }
 
     fn release_slot(&self) {
@@ -65,10 +66,7 @@ impl Inner {
         let mut state = self.lock();
         state.returning += 1;
         while state.free_slots == 0 {
-            state = self
-                .slots
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = self.slots.wait(state).unpoisoned();
         }
         state.returning -= 1;
         state.free_slots -= 1;
@@ -91,10 +89,7 @@ impl Inner {
                     if state.shutting_down && state.queue.is_empty() {
                         return;
                     }
-                    state = self
-                        .work
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
+                    state = self.work.wait(state).unpoisoned();
                 }
                 state.free_slots -= 1;
                 state.queue.pop_front()
@@ -183,8 +178,7 @@ impl Workers {
         self.inner.lock().shutting_down = true;
         self.inner.work.notify_all();
         self.inner.slots.notify_all();
-        let handles =
-            std::mem::take(&mut *self.handles.lock().unwrap_or_else(PoisonError::into_inner));
+        let handles = std::mem::take(&mut *self.handles.lock().unpoisoned());
         let current = thread::current().id();
         for handle in handles {
             // A job calling shutdown can't wait for its own thread.

@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::domain::ids;
 use crate::error::ApiError;
-use crate::web::handlers::{images, mfa, ops, private_tokens, profile, session};
+use crate::web::handlers::{audit, images, mfa, ops, private_tokens, profile, session};
 use crate::web::http;
 use rouille::{Request, Response};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -38,6 +38,7 @@ pub enum Route {
     DeleteTotp,
     RegenerateRecoveryCodes,
     GetAvatar,
+    ListEvents,
     Jwks,
     Healthz,
     Metrics,
@@ -72,6 +73,7 @@ impl Route {
             Route::DeleteTotp => "delete_totp",
             Route::RegenerateRecoveryCodes => "regenerate_recovery_codes",
             Route::GetAvatar => "get_avatar",
+            Route::ListEvents => "list_events",
             Route::Jwks => "jwks",
             Route::Healthz => "healthz",
             Route::Metrics => "metrics",
@@ -163,6 +165,7 @@ const TABLE: &[Entry] = &[
         &["GET"],
         &[("GET", Route::GetAvatar)],
     ),
+    entry("/account/events", &["GET"], &[("GET", Route::ListEvents)]),
     entry("/.well-known/jwks.json", &["GET"], &[("GET", Route::Jwks)]),
     entry("/healthz", &["GET"], &[("GET", Route::Healthz)]),
     entry("/metrics", &["GET"], &[("GET", Route::Metrics)]),
@@ -240,6 +243,7 @@ fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response,
         Route::DeleteTotp => mfa::delete_totp(app, request),
         Route::RegenerateRecoveryCodes => mfa::regenerate_recovery_codes(app, request),
         Route::GetAvatar => images::get_avatar(app, request, id),
+        Route::ListEvents => audit::list_events(app, request),
         Route::Jwks => ops::jwks(app, request),
         Route::Healthz => ops::healthz(app, request),
         Route::Metrics => ops::metrics(app, request),

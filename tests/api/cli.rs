@@ -126,6 +126,9 @@ fn a_bad_flag_or_value_exits_2_naming_it() {
         (&["--jwks-max-age", "-1"], &["--jwks-max-age"]),
         (&["--idle-timeout", "0"], &["--idle-timeout"]),
         (&["--threads", "100000"], &["--threads"]),
+        (&["--trusted-proxy", "10.0.0.0/33"], &["--trusted-proxy"]),
+        (&["--trusted-proxy", "::/129"], &["--trusted-proxy"]),
+        (&["--trusted-proxy", "proxy"], &["--trusted-proxy"]),
     ];
     for (extra, names) in cases {
         let mut args = base.to_vec();

@@ -112,3 +112,29 @@ fn an_ipv4_mapped_peer_matches_its_ipv4_trusted_proxy() {
     let other = log_in_through(srv.addr, &account.email, PASSWORD, &["198.51.100.8"]);
     assert_eq!(other.status, 200, "{}", other.text());
 }
+
+#[test]
+fn a_trusted_prefix_covers_every_proxy_in_it() {
+    let srv = Server::builder()
+        .args(&[
+            "--trusted-proxy",
+            "127.0.0.0/8",
+            "--login-max-failures",
+            "1",
+            "--login-window",
+            "60",
+        ])
+        .start();
+    let account = new_account(&srv, "prefix");
+    // 127.0.0.2 lies in the trusted /8 as the peer 127.0.0.1 does, so the
+    // walk passes over it to the client.
+    fail_twenty_times(srv.addr, |n| {
+        vec![format!("203.0.113.{n}, 198.51.100.7, 127.0.0.2")]
+    });
+    let blocked = log_in_through(srv.addr, &account.email, PASSWORD, &["198.51.100.7"]);
+    assert_error(&blocked, 429, "too_many_requests");
+    // Were the prefix not honoured, every request would count against the
+    // peer (or 127.0.0.2) and this one would be blocked too.
+    let other = log_in_through(srv.addr, &account.email, PASSWORD, &["198.51.100.8"]);
+    assert_eq!(other.status, 200, "{}", other.text());
+}

@@ -5,6 +5,7 @@
 mod harness;
 
 mod account;
+mod audit;
 mod body_limits;
 mod cli;
 mod concurrency;

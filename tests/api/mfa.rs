@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::harness::lifecycle::admin;
+use crate::harness::lifecycle::{admin, admin_ok};
 use crate::harness::tokens::issue_private_token;
 use crate::harness::totp::*;
 use crate::harness::*;
@@ -370,5 +370,73 @@ fn a_device_token_carries_its_owner_past_a_strangers_failures_through_both_steps
     let code = code_at(&secret, now() + STEP);
     let login = expect_login(&second_step(&srv, &mfa_token, json!({"code": code})));
     assert_eq!(amr(&login.access), json!(["pwd", "otp"]));
+    srv.stop();
+}
+
+#[test]
+fn the_second_factor_s_changes_are_audit_events() {
+    let srv = Server::start();
+    let (account, tokens) = new_session(&srv, "mfa-audit");
+    let (secret, codes) = turn_on(&srv, &tokens.access, PASSWORD);
+    let mfa_token = password_step(&srv, &account.email, PASSWORD);
+    let resp = second_step(&srv, &mfa_token, json!({"code": wrong_code(&secret)}));
+    assert_error(&resp, 401, "invalid_credentials");
+    let login = expect_login(&second_step(
+        &srv,
+        &mfa_token,
+        json!({"recovery_code": codes[0]}),
+    ));
+    let resp = srv
+        .post("/mfa/recovery-codes/")
+        .bearer(&login.access)
+        .json(&json!({"password": PASSWORD, "code": code_at(&secret, now() + STEP)}))
+        .send();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let fresh = recovery_codes(&resp);
+    let resp = srv
+        .request("DELETE", "/mfa/totp/")
+        .bearer(&login.access)
+        .json(&json!({"password": PASSWORD, "recovery_code": fresh[0]}))
+        .send();
+    assert_eq!(resp.status, 204, "{}", resp.text());
+    turn_on(&srv, &login.access, PASSWORD);
+    admin_ok(&srv.db, &["users", "mfa-off", &account.email], "");
+
+    let out = admin_ok(&srv.db, &["audit", "--json"], "");
+    let events: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "sign_up",
+            "login_succeeded",
+            "second_factor_on",
+            "second_factor_required",
+            "login_failed",
+            "recovery_code_used",
+            "login_succeeded",
+            "recovery_codes_regenerated",
+            "recovery_code_used",
+            "second_factor_off",
+            "second_factor_on",
+            "admin_second_factor_off",
+        ]
+    );
+    // Never a code, a secret or an mfa_token.
+    for secret in [
+        secret.as_str(),
+        mfa_token.as_str(),
+        codes[0].as_str(),
+        fresh[0].as_str(),
+    ] {
+        assert!(!out.contains(secret), "the audit log holds {secret:?}");
+    }
     srv.stop();
 }

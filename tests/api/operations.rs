@@ -397,6 +397,7 @@ fn the_openapi_document_is_served() {
             ("/logout/all/", "post"),
             ("/sessions/", "get"),
             ("/sessions/{id}", "delete"),
+            ("/account/events/", "get"),
             ("/revoke", "post"),
             ("/tokens/", "post"),
             ("/tokens/{id}/rotate", "post"),

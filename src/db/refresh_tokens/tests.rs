@@ -88,7 +88,10 @@ fn a_late_retry_ends_the_session() {
     rotated(refresh(&conn, &token, SECRET, ROTATE, 5).unwrap());
     assert_eq!(
         refresh(&conn, &token, SECRET, ROTATE, 16).unwrap(),
-        Refreshed::ReuseDetected
+        Refreshed::ReuseDetected {
+            session_id: "s1".into(),
+            user_id: "u1".into()
+        }
     );
     assert!(!sessions::is_live(&conn, "s1", "u1").unwrap());
 }
@@ -100,7 +103,10 @@ fn a_retry_after_the_successor_rotated_ends_the_session() {
     rotated(refresh(&conn, &next, SECRET, ROTATE, 6).unwrap());
     assert_eq!(
         refresh(&conn, &token, SECRET, ROTATE, 7).unwrap(),
-        Refreshed::ReuseDetected
+        Refreshed::ReuseDetected {
+            session_id: "s1".into(),
+            user_id: "u1".into()
+        }
     );
     assert_eq!(live_count(&conn, "s1", 7).unwrap(), 0);
 }
@@ -152,7 +158,7 @@ proptest! {
                                 seen.push(successor);
                             }
                         }
-                        Refreshed::ReuseDetected => ended = true,
+                        Refreshed::ReuseDetected { .. } => ended = true,
                         Refreshed::Refused => {}
                         Refreshed::Kept { .. } => prop_assert!(false, "rotation kept a token"),
                     }

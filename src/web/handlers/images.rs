@@ -6,6 +6,7 @@ use crate::clock;
 use crate::db::{self, images};
 use crate::domain::images::CleanImage;
 use crate::error::ApiError;
+use crate::locks::Unpoisoned;
 use crate::web::auth;
 use crate::web::http;
 use rouille::{Request, Response};
@@ -16,7 +17,7 @@ use rouille::{Request, Response};
 pub fn clean(app: &App, bytes: &[u8]) -> Result<CleanImage, ApiError> {
     app.blocking
         .run(|| {
-            let _one_at_a_time = app.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _one_at_a_time = app.image_lock.lock().unpoisoned();
             crate::domain::images::clean(
                 bytes,
                 app.config.max_image_bytes,

@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::clock;
 use crate::db::{self, totp_factors, users};
 use crate::domain::accounts::{self, Client};
+use crate::domain::audit::{Entry, Event};
 use crate::domain::ids::Secret;
 use crate::domain::mfa::{self, Proof, RecoveryCode, TotpSecret};
 use crate::error::{ApiError, FieldErrors};
@@ -41,11 +42,24 @@ struct EnrolResponse {
     otpauth_uri: String,
 }
 
-/// The caller (a login access token), their account, and the client.
-fn account(app: &App, request: &Request) -> Result<(users::User, Client), ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+/// The caller (a login access token): their account, the client and the session.
+fn account(app: &App, request: &Request) -> Result<(users::User, Client, String), ApiError> {
+    let (caller, session) = auth::session_caller(app, request)?;
     let user = accounts::user(app, &caller.user_id)?;
-    Ok((user, auth::client(app, request)))
+    Ok((user, auth::client(app, request), session))
+}
+
+/// Records `event` of the caller's in the transaction `tx`.
+fn record(
+    app: &App,
+    tx: &db::Connection,
+    event: Event,
+    (user, client, session): (&users::User, &Client, &str),
+) -> Result<(), ApiError> {
+    let entry = Entry::new(event, clock::now(), client)
+        .user(&user.id)
+        .session(session);
+    Ok(app.record(tx, &entry)?)
 }
 
 /// The password of an authenticated request, checked and throttled like a
@@ -82,7 +96,7 @@ fn with_proof<T>(
 /// authenticator. While a factor is on, replacing it also takes a current
 /// `code` (or `recovery_code`), as turning it off does.
 pub fn enrol_totp(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (user, client) = account(app, request)?;
+    let (user, client, _) = account(app, request)?;
     let body: MfaRequest = http::json(request)?;
     confirm_password(app, &client, &user, body.password.as_deref())?;
     let secret = TotpSecret::generate();
@@ -129,7 +143,7 @@ fn recovery_codes_response(codes: Vec<RecoveryCode>) -> Response {
 /// `POST /mfa/totp/confirm/`: the first code from the authenticator turns
 /// the enrolled secret on; the answer holds the recovery codes, shown only here.
 pub fn confirm_totp(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (user, _) = account(app, request)?;
+    let (user, client, session) = account(app, request)?;
     let code = http::json::<ConfirmRequest>(request)?
         .code
         .ok_or_else(|| ApiError::field("code", "is required"))?;
@@ -149,16 +163,16 @@ pub fn confirm_totp(app: &App, request: &Request) -> Result<Response, ApiError> 
         {
             return Err(ApiError::field("code", "there is no enrolment to confirm"));
         }
+        record(app, tx, Event::SecondFactorOn, (&user, &client, &session))?;
         Ok(mfa::new_recovery_codes(tx, &user.id, now)?)
     })?;
-    log::info!("user {} turned a second factor on", user.id);
     Ok(recovery_codes_response(codes))
 }
 
 /// `POST /mfa/recovery-codes/`: a new set of recovery codes; the old ones
 /// stop working.
 pub fn regenerate_recovery_codes(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (user, client) = account(app, request)?;
+    let (user, client, session) = account(app, request)?;
     let body: MfaRequest = http::json(request)?;
     let proof = body
         .proof()
@@ -166,6 +180,12 @@ pub fn regenerate_recovery_codes(app: &App, request: &Request) -> Result<Respons
     confirm_password(app, &client, &user, body.password.as_deref())?;
     let now = clock::now();
     let codes = with_proof(app, &client, &user, &proof?, |tx| {
+        record(
+            app,
+            tx,
+            Event::RecoveryCodesRegenerated,
+            (&user, &client, &session),
+        )?;
         Ok(mfa::new_recovery_codes(tx, &user.id, now)?)
     })?;
     Ok(recovery_codes_response(codes))
@@ -174,7 +194,7 @@ pub fn regenerate_recovery_codes(app: &App, request: &Request) -> Result<Respons
 /// `DELETE /mfa/totp/`: the factor is off; its recovery codes and any login
 /// waiting for a second step are gone.
 pub fn delete_totp(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (user, client) = account(app, request)?;
+    let (user, client, session) = account(app, request)?;
     let body: MfaRequest = http::json(request)?;
     let proof = body
         .proof()
@@ -182,9 +202,8 @@ pub fn delete_totp(app: &App, request: &Request) -> Result<Response, ApiError> {
     confirm_password(app, &client, &user, body.password.as_deref())?;
     with_proof(app, &client, &user, &proof?, |tx| {
         mfa::turn_off(tx, &user.id)?;
-        Ok(())
+        record(app, tx, Event::SecondFactorOff, (&user, &client, &session))
     })?;
-    log::info!("user {} turned their second factor off", user.id);
     Ok(http::no_content())
 }
 

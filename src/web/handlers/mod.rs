@@ -4,6 +4,7 @@
 //! respond with a typed view. No SQL here, and nothing of rouille below this
 //! layer.
 
+pub mod audit;
 pub mod images;
 pub mod mfa;
 pub mod ops;

@@ -4,6 +4,8 @@
 use crate::app::App;
 use crate::clock;
 use crate::db::{self, private_tokens};
+use crate::domain::accounts::Client;
+use crate::domain::audit::{Entry, Event};
 use crate::domain::ids;
 use crate::domain::validate::Fields;
 use crate::error::{ApiError, FieldErrors};
@@ -12,6 +14,7 @@ use crate::web::http;
 use rouille::{Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::json;
 
 #[derive(Deserialize)]
 pub struct CreateTokenRequest {
@@ -143,14 +146,23 @@ fn token_name(raw: &str) -> Result<String, &'static str> {
     Ok(name.to_owned())
 }
 
+/// Who manages a token: the user, in a login session, from a client.
+#[derive(Clone, Copy)]
+struct Acting<'a> {
+    user_id: &'a str,
+    session_id: &'a str,
+    client: &'a Client,
+}
+
 /// Mints and stores a token for the caller; the secret is shown only here.
 fn mint(
     app: &App,
-    user_id: &str,
+    by: Acting<'_>,
     name: String,
     expires_at: i64,
     replaces: Option<&str>,
 ) -> Result<Response, ApiError> {
+    let user_id = by.user_id;
     let now = clock::now();
     let id = ids::uuid();
     let (token, kid) = auth::private_token(app, user_id, &id, now, expires_at);
@@ -169,6 +181,19 @@ fn mint(
             return Err(ApiError::NotFound);
         }
         private_tokens::insert(tx, &row)?;
+        let (event, detail) = match replaces {
+            None => (Event::PrivateTokenCreated, json!({"name": name})),
+            Some(old) => (
+                Event::PrivateTokenRotated,
+                json!({"name": name, "replaces": old}),
+            ),
+        };
+        let entry = Entry::new(event, now, by.client)
+            .user(user_id)
+            .session(by.session_id)
+            .token(&id)
+            .detail(detail);
+        app.record(tx, &entry)?;
         Ok(())
     })?;
     let created = CreatedToken {
@@ -183,10 +208,16 @@ fn mint(
 
 /// `POST /tokens/`: a new private token; its expiry is required.
 pub fn create_token(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, session_id) = auth::session_caller(app, request)?;
     let body: CreateTokenRequest = http::json(request)?;
     let new = body.validate(clock::now(), max_ttl(app))?;
-    mint(app, &caller.user_id, new.name, new.expires_at, None)
+    let client = auth::client(app, request);
+    let by = Acting {
+        user_id: &caller.user_id,
+        session_id: &session_id,
+        client: &client,
+    };
+    mint(app, by, new.name, new.expires_at, None)
 }
 
 /// `GET /tokens/`: the caller's tokens, newest first, never the token itself.
@@ -210,9 +241,18 @@ pub fn get_token(app: &App, request: &Request, id: &str) -> Result<Response, Api
 
 /// `DELETE /tokens/{id}`: revoked at once (its next use is refused).
 pub fn delete_token(app: &App, request: &Request, id: &str) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, session_id) = auth::session_caller(app, request)?;
+    let client = auth::client(app, request);
     if !db::write(&mut *app.conn()?, |tx| {
-        private_tokens::delete_of_user(tx, id, &caller.user_id)
+        let deleted = private_tokens::delete_of_user(tx, id, &caller.user_id)?;
+        if deleted {
+            let entry = Entry::new(Event::PrivateTokenRevoked, clock::now(), &client)
+                .user(&caller.user_id)
+                .session(&session_id)
+                .token(id);
+            app.record(tx, &entry)?;
+        }
+        Ok::<_, db::Error>(deleted)
     })? {
         return Err(ApiError::NotFound);
     }
@@ -222,7 +262,7 @@ pub fn delete_token(app: &App, request: &Request, id: &str) -> Result<Response, 
 /// `POST /tokens/{id}/rotate`: a new token with the same name, and the old
 /// one's lifetime unless a new expiry is given; the old one is revoked.
 pub fn rotate_token(app: &App, request: &Request, id: &str) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, session_id) = auth::session_caller(app, request)?;
     let old = find(app, id, &caller.user_id)?;
     let body: ExpiryRequest = if request.header("Content-Length").is_some_and(|l| l != "0") {
         http::json(request)?
@@ -236,5 +276,11 @@ pub fn rotate_token(app: &App, request: &Request, id: &str) -> Result<Response, 
     let asked = body.validate(now, max_ttl(app))?;
     let lifetime = (old.expires_at - old.created_at).clamp(1, max_ttl(app));
     let expires_at = asked.unwrap_or(now + lifetime);
-    mint(app, &caller.user_id, old.name, expires_at, Some(&old.id))
+    let client = auth::client(app, request);
+    let by = Acting {
+        user_id: &caller.user_id,
+        session_id: &session_id,
+        client: &client,
+    };
+    mint(app, by, old.name, expires_at, Some(&old.id))
 }

@@ -129,10 +129,11 @@ impl ChangePasswordRequest {
 
 /// `POST /password/`: a new password; every session of the user ends.
 pub fn change_password(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, session_id) = auth::session_caller(app, request)?;
     let (current, new) = http::json::<ChangePasswordRequest>(request)?.validate()?;
     let client = auth::client(app, request);
-    accounts::change_password(app, &client, &caller.user_id, &current, &new)?;
+    let who = (caller.user_id.as_str(), session_id.as_str());
+    accounts::change_password(app, &client, who, &current, &new)?;
     Ok(http::no_content())
 }
 
@@ -151,9 +152,10 @@ impl DeleteProfileRequest {
 
 /// `DELETE /profile/`: the user, their sessions, tokens and picture are gone.
 pub fn delete_profile(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, session_id) = auth::session_caller(app, request)?;
     let password = http::json::<DeleteProfileRequest>(request)?.validate()?;
     let client = auth::client(app, request);
-    accounts::delete_account(app, &client, &caller.user_id, &password)?;
+    let who = (caller.user_id.as_str(), session_id.as_str());
+    accounts::delete_account(app, &client, who, &password)?;
     Ok(http::no_content())
 }

@@ -4,6 +4,7 @@ use crate::app::App;
 use crate::clock;
 use crate::db::{self, private_tokens, sessions, users};
 use crate::domain::accounts::{self, Credentials, NewAccount};
+use crate::domain::audit::{Entry, Event};
 use crate::domain::ids::Secret;
 use crate::domain::token_use::Kind;
 use crate::domain::tokens::{self, TokenKind};
@@ -14,6 +15,7 @@ use crate::web::handlers::UserView;
 use crate::web::http;
 use rouille::{Request, Response};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 #[derive(Deserialize)]
 pub struct SignUpRequest {
@@ -82,7 +84,7 @@ struct SignUpResponse {
 /// `POST /signup/`, `POST /api/auth/register`: a new account, no tokens.
 pub fn sign_up(app: &App, request: &Request) -> Result<Response, ApiError> {
     let new = http::json::<SignUpRequest>(request)?.validate()?;
-    let user = accounts::sign_up(app, new)?;
+    let user = accounts::sign_up(app, &auth::client(app, request), new)?;
     Ok(http::json_response(
         201,
         &SignUpResponse { user: user.into() },
@@ -180,7 +182,7 @@ struct RefreshResponse {
 /// session (and with `--rotate-refresh-tokens`, a new refresh token).
 pub fn refresh(app: &App, request: &Request) -> Result<Response, ApiError> {
     let token = http::json::<RefreshRequest>(request)?.validate()?;
-    let renewed = accounts::refresh(app, &token)?;
+    let renewed = accounts::refresh(app, &auth::client(app, request), &token)?;
     app.activity
         .record(Kind::Session, &renewed.session_id, clock::now());
     let access_token = auth::access_token(app, &renewed.user_id, &renewed.session_id, &renewed.amr);
@@ -199,17 +201,30 @@ pub fn refresh(app: &App, request: &Request) -> Result<Response, ApiError> {
 /// unknown token gets the same 204, so the answer reveals nothing.
 pub fn log_out(app: &App, request: &Request) -> Result<Response, ApiError> {
     let token = http::json::<RefreshRequest>(request)?.validate()?;
+    let client = auth::client(app, request);
     db::write(&mut *app.conn()?, |tx| {
-        sessions::delete_by_refresh_token(tx, &token.hash())
+        if let Some(ended) = sessions::delete_by_refresh_token(tx, &token.hash())? {
+            let entry = Entry::new(Event::LogOut, clock::now(), &client)
+                .user(&ended.user_id)
+                .session(&ended.session_id);
+            app.record(tx, &entry)?;
+        }
+        Ok::<_, db::Error>(())
     })?;
     Ok(http::no_content())
 }
 
 /// `POST /logout/all/`: ends every session of the caller.
 pub fn log_out_all(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, current) = auth::session_caller(app, request)?;
+    let client = auth::client(app, request);
     db::write(&mut *app.conn()?, |tx| {
-        sessions::delete_all_of_user(tx, &caller.user_id)
+        let ended = sessions::delete_all_of_user(tx, &caller.user_id)?;
+        let entry = Entry::new(Event::SessionEnded, clock::now(), &client)
+            .user(&caller.user_id)
+            .session(&current)
+            .detail(json!({"reason": "logout_all", "sessions": ended}));
+        app.record(tx, &entry)
     })?;
     Ok(http::no_content())
 }
@@ -250,9 +265,18 @@ pub fn list_sessions(app: &App, request: &Request) -> Result<Response, ApiError>
 
 /// `DELETE /sessions/{id}`: ends one of the caller's sessions.
 pub fn delete_session(app: &App, request: &Request, id: &str) -> Result<Response, ApiError> {
-    let (caller, _) = auth::session_caller(app, request)?;
+    let (caller, current) = auth::session_caller(app, request)?;
+    let client = auth::client(app, request);
     if !db::write(&mut *app.conn()?, |tx| {
-        sessions::delete_of_user(tx, id, &caller.user_id)
+        let ended = sessions::delete_of_user(tx, id, &caller.user_id)?;
+        if ended {
+            let entry = Entry::new(Event::SessionEnded, clock::now(), &client)
+                .user(&caller.user_id)
+                .session(id)
+                .detail(json!({"reason": "deleted", "by_session": current}));
+            app.record(tx, &entry)?;
+        }
+        Ok::<_, db::Error>(ended)
     })? {
         return Err(ApiError::NotFound);
     }
@@ -292,13 +316,35 @@ pub fn revoke(app: &App, request: &Request) -> Result<Response, ApiError> {
     let token = revoke_body(request)?
         .token
         .ok_or_else(|| ApiError::field("token", "is required"))?;
-    let verified = tokens::verify(&app.keys(), &app.expect, &token, clock::now());
+    let now = clock::now();
+    let verified = tokens::verify(&app.keys(), &app.expect, &token, now);
+    let client = auth::client(app, request);
+    let revoked = json!({"reason": "revoked"});
     db::write(&mut *app.conn()?, |tx| match verified {
-        Ok((TokenKind::Private, claims)) => private_tokens::delete(tx, &claims.jti),
+        Ok((TokenKind::Private, claims)) => {
+            if private_tokens::delete(tx, &claims.jti)? {
+                let entry = Entry::new(Event::PrivateTokenRevoked, now, &client)
+                    .user(&claims.sub)
+                    .token(&claims.jti)
+                    .detail(revoked);
+                app.record(tx, &entry)?;
+            }
+            Ok(())
+        }
         // An access token is not revocable by itself (it expires soon);
         // anything else may be a refresh token, which ends its session.
-        Ok((TokenKind::Access, _)) => Ok(false),
-        Err(_) => sessions::delete_by_refresh_token(tx, &Secret::from_presented(token).hash()),
+        Ok((TokenKind::Access, _)) => Ok(()),
+        Err(_) => {
+            let hash = Secret::from_presented(token).hash();
+            if let Some(ended) = sessions::delete_by_refresh_token(tx, &hash)? {
+                let entry = Entry::new(Event::SessionEnded, now, &client)
+                    .user(&ended.user_id)
+                    .session(&ended.session_id)
+                    .detail(revoked);
+                app.record(tx, &entry)?;
+            }
+            Ok::<_, db::Error>(())
+        }
     })?;
     Ok(http::token_response(200, &Empty {}))
 }

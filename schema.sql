@@ -14,7 +14,11 @@ CREATE TABLE users (
     first_name    TEXT,
     last_name     TEXT,
     created_at    INTEGER NOT NULL,
-    updated_at    INTEGER NOT NULL
+    updated_at    INTEGER NOT NULL,
+    -- 1 once a mailed link proved the address (verification, reset, change).
+    email_verified INTEGER NOT NULL DEFAULT 0,
+    -- The new address of an email change, until its link is confirmed.
+    pending_email  TEXT
 ) STRICT;
 
 -- A login. Its access tokens carry its id as `sid`; deleting the row ends it,
@@ -105,6 +109,50 @@ CREATE TABLE settings (
     value ANY NOT NULL
 ) STRICT;
 
+-- Mails waiting for the sender thread, written in the transaction of the
+-- change that causes them. A sent mail's row is deleted; a failed one keeps
+-- its recipient, subject and last error (its body blanked) until cleanup.
+CREATE TABLE outbox (
+    id              TEXT PRIMARY KEY,
+    recipient       TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    text_body       TEXT NOT NULL,
+    html_body       TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    failed_at       INTEGER
+) STRICT;
+CREATE INDEX outbox_by_due ON outbox (next_attempt_at) WHERE failed_at IS NULL;
+CREATE INDEX outbox_by_failure ON outbox (failed_at) WHERE failed_at IS NOT NULL;
+
+-- Tokens of mailed links (verify an address, reset a password, confirm an
+-- email change), stored only as SHA-256. A use deletes the row; a newer
+-- link of the same purpose deletes the older ones. `email` is the address
+-- the link was sent to: a link is void once the account's address moved on.
+CREATE TABLE email_tokens (
+    token_hash BLOB PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    purpose    TEXT NOT NULL CHECK (purpose IN ('verify', 'reset', 'change')),
+    email      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX email_tokens_by_user ON email_tokens (user_id, purpose);
+CREATE INDEX email_tokens_by_expiry ON email_tokens (expires_at);
+
+-- Forgotten-password requests, answered at once and turned into a reset
+-- mail (or nothing, for an address without an account) by the sender
+-- thread: the request itself does the same work whether or not the address
+-- has an account, so its timing tells nothing.
+CREATE TABLE reset_requests (
+    id           TEXT PRIMARY KEY,
+    email_key    TEXT NOT NULL,
+    address      TEXT,
+    device       TEXT,
+    requested_at INTEGER NOT NULL
+) STRICT;
 -- Security events (the contract's "Audit log"), newest last: `seq` is the
 -- rowid, so it grows with each insert and orders events without ties (the
 -- paging cursor). No foreign key to users: an account's deletion is itself

@@ -7,6 +7,7 @@ use crate::db::Pool;
 use crate::db::signing_keys::Window;
 use crate::domain::audit::{self, Entry, FailureBudget, ThrottleNotes};
 use crate::domain::blocking::Blocking;
+use crate::domain::email::Links;
 use crate::domain::password::Hasher;
 use crate::domain::throttle::Throttle;
 use crate::domain::token_cache::Verified;
@@ -29,6 +30,10 @@ pub struct App {
     pub activity: Activity,
     pub metrics: Metrics,
     pub throttle: Throttle,
+    /// Requests that mail a link to an address someone types (forgotten
+    /// password, resent verification): counted per address and client, for
+    /// existing and unknown accounts alike.
+    pub mail_requests: Throttle,
     /// Tokens already verified (see `verified`).
     pub verified: Verified,
     /// The secret behind rotated refresh tokens (`db::refresh_tokens`).
@@ -67,6 +72,7 @@ impl App {
             leeway: config.leeway,
         };
         let throttle = Throttle::new(config.login_max_failures, config.login_window);
+        let mail_requests = Throttle::new(config.login_max_failures, config.login_window);
         let throttle_notes = ThrottleNotes::new(config.login_window);
         App {
             config,
@@ -76,6 +82,7 @@ impl App {
             activity: Activity::default(),
             metrics: Metrics::default(),
             throttle,
+            mail_requests,
             verified: Verified::default(),
             rotation_secret: parts.rotation_secret,
             window: parts.window,
@@ -90,6 +97,18 @@ impl App {
 
     pub fn conn(&self) -> Result<Conn, ApiError> {
         Ok(self.db.get()?)
+    }
+
+    /// Where mailed links point and how long they work.
+    pub fn links(&self) -> Links {
+        Links {
+            public_url: self.config.public_url.as_ref().map_or_else(
+                || format!("http://{}", self.config.listen),
+                |url| url.0.clone(),
+            ),
+            verify_ttl: self.config.verify_ttl,
+            reset_ttl: self.config.reset_ttl,
+        }
     }
 
     /// The signing keys in force now.

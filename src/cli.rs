@@ -33,6 +33,9 @@ USAGE:
                                       (audit events: kept as long as the service
                                       last started on the file keeps them)
     latchkey backup DEST              a consistent online copy of the database
+    latchkey mail-test ADDR           send one mail through the configured
+                                      delivery (--smtp-url, --mail-from,
+                                      --mail-dir) and print the answer
     latchkey --help | --version
 ";
 
@@ -263,6 +266,10 @@ pub enum Command {
         raw: Raw,
         dest: String,
     },
+    MailTest {
+        raw: Raw,
+        to: String,
+    },
 }
 
 /// Where a value came from, so an error can name what the user typed.
@@ -448,6 +455,14 @@ pub fn parse(
             Command::Backup {
                 raw,
                 dest: free(args, "DEST")?,
+            }
+        }
+        Some("mail-test") => {
+            let mail = [&config::SMTP_URL, &config::MAIL_FROM, &config::MAIL_DIR];
+            let raw = flags(args, env, every.iter().copied().chain(mail))?;
+            Command::MailTest {
+                raw,
+                to: free(args, "ADDR")?,
             }
         }
         Some(other) => return Err(UsageError(format!("unknown command '{other}'"))),
@@ -705,6 +720,21 @@ mod tests {
         ));
         assert!(run(&["backup"], &[]).is_err());
         assert!(matches!(run(&["cleanup"], &[]), Ok(Command::Cleanup(_))));
+        match run(
+            &["mail-test", "ada@example.com"],
+            &[("LATCHKEY_SMTP_URL", "smtp://127.0.0.1:2525?tls=none")],
+        ) {
+            Ok(Command::MailTest { raw, to }) => {
+                assert_eq!(to, "ada@example.com");
+                assert_eq!(
+                    raw.get(&config::SMTP_URL),
+                    Some("smtp://127.0.0.1:2525?tls=none")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(run(&["mail-test"], &[]).is_err());
+        assert!(run(&["mail-test", "a@x.io", "--access-ttl", "5"], &[]).is_err());
         match run(&["--db", "first.db", "keys", "list"], &[]) {
             Ok(Command::KeysList(raw)) => assert_eq!(raw.get(&DB), Some("first.db")),
             other => panic!("{other:?}"),

@@ -11,6 +11,9 @@
 
 use crate::cli::{Flag, Raw, UsageError};
 use crate::domain::ip_net::IpNet;
+use crate::mail;
+use crate::mail::settings::Smtp;
+use lettre::message::Mailbox;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,6 +86,16 @@ settings! {
     MAX_CONNECTIONS max_connections: usize = Flag::value("--max-connections", "N", "open connections at most").default("1024").range(1, 1 << 20);
     TRUSTED_PROXY trusted_proxies: Vec<IpNet> = Flag::list("--trusted-proxy", "ADDR[/PREFIX]", "a reverse proxy, or a network of them, whose\nX-Forwarded-For is believed for the client\naddress (repeatable; LATCHKEY_TRUSTED_PROXY\ntakes a comma list)");
     AUDIT_RETENTION audit_retention: i64 = Flag::value("--audit-retention", "SECS", "keep audit events this long (also taken by\n`cleanup`)").default("7776000").range(1, TEN_YEARS);
+    /// `None`: `http://` + the bound address (see `App::links`).
+    PUBLIC_URL public_url: Option<PublicUrl> = Flag::value("--public-url", "URL", "base of the links in mails").shown_default("http://LISTEN");
+    /// `None`: mails are `.eml` files in `--mail-dir` (see `Config::mail`).
+    SMTP_URL smtp_url: Option<Smtp> = Flag::value("--smtp-url", "URL", "relay: smtp://user:pass@host:587 (STARTTLS),\nsmtps://… (TLS), smtp://127.0.0.1:25?tls=none\n(loopback only)").shown_default("none: write .eml files");
+    MAIL_FROM mail_from: Mailbox = Flag::value("--mail-from", "ADDR", "sender of mails").default(mail::settings::DEFAULT_FROM);
+    /// `None`: `latchkey-mail/` beside the database.
+    MAIL_DIR mail_dir: Option<PathBuf> = Flag::value("--mail-dir", "DIR", "where mails go without --smtp-url").shown_default("latchkey-mail/ beside the database");
+    VERIFY_TTL verify_ttl: i64 = Flag::value("--verify-ttl", "SECS", "verification and email-change links").default("259200").range(1, TEN_YEARS);
+    RESET_TTL reset_ttl: i64 = Flag::value("--reset-ttl", "SECS", "password reset links").default("1800").range(1, TEN_YEARS);
+    REQUIRE_VERIFIED_EMAIL require_verified_email: bool = Flag::switch("--require-verified-email", "refuse login (403) until the address is verified");
 }
 
 impl Config {
@@ -94,6 +107,83 @@ impl Config {
     /// Request worker threads: `--threads`, else `default_threads()`.
     pub fn threads(&self) -> usize {
         self.threads_flag.unwrap_or_else(default_threads)
+    }
+}
+
+impl Config {
+    /// Where mails go: the relay, or `.eml` files.
+    pub fn mail(&self) -> mail::settings::Settings {
+        mail::settings::Settings::new(
+            self.smtp_url.clone(),
+            self.mail_from.clone(),
+            self.mail_dir.clone(),
+            &self.db,
+        )
+    }
+}
+
+/// The mail flags alone, for `latchkey mail-test`.
+pub fn mail_settings(raw: &Raw) -> Result<mail::settings::Settings, UsageError> {
+    Ok(mail::settings::Settings::new(
+        Option::<Smtp>::from_flag(&SMTP_URL, raw)?,
+        Mailbox::from_flag(&MAIL_FROM, raw)?,
+        Option::<PathBuf>::from_flag(&MAIL_DIR, raw)?,
+        &db_path(raw)?,
+    ))
+}
+
+/// `--public-url`: an http(s) URL without query or fragment, kept without
+/// its trailing `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(pub String);
+
+impl FromFlag for Option<PublicUrl> {
+    fn from_flag(flag: &Flag, raw: &Raw) -> Result<Option<PublicUrl>, UsageError> {
+        let Some(value) = text_of(flag, raw) else {
+            return Ok(None);
+        };
+        let problem = "must be an http:// or https:// URL without query or fragment";
+        let url = url::Url::parse(value).map_err(|_| raw.bad(flag, problem))?;
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host().is_none()
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+        {
+            return Err(raw.bad(flag, problem));
+        }
+        Ok(Some(PublicUrl(
+            url.as_str().trim_end_matches('/').to_string(),
+        )))
+    }
+}
+
+impl FromFlag for Option<Smtp> {
+    fn from_flag(flag: &Flag, raw: &Raw) -> Result<Option<Smtp>, UsageError> {
+        match text_of(flag, raw) {
+            None => Ok(None),
+            Some(url) => mail::settings::parse_smtp_url(url)
+                .map(Some)
+                .map_err(|problem| raw.bad(flag, &problem)),
+        }
+    }
+}
+
+impl FromFlag for Mailbox {
+    fn from_flag(flag: &Flag, raw: &Raw) -> Result<Mailbox, UsageError> {
+        let value = required(flag, raw)?;
+        value
+            .parse()
+            .map_err(|_| raw.bad(flag, &format!("'{value}' is not a mail address")))
+    }
+}
+
+impl FromFlag for Option<PathBuf> {
+    fn from_flag(flag: &Flag, raw: &Raw) -> Result<Option<PathBuf>, UsageError> {
+        match text_of(flag, raw) {
+            None => Ok(None),
+            Some(_) => PathBuf::from_flag(flag, raw).map(Some),
+        }
     }
 }
 
@@ -297,6 +387,21 @@ mod tests {
         assert!(c.trusted_proxies.is_empty());
         assert_eq!(c.audit_retention, 7_776_000);
         assert_eq!(default_audit_retention(), 7_776_000);
+        assert_eq!((c.verify_ttl, c.reset_ttl), (259_200, 1800));
+        assert!(!c.require_verified_email && c.public_url.is_none());
+        assert!(matches!(
+            c.mail().delivery,
+            mail::settings::Delivery::Dir(ref d) if d == std::path::Path::new("./latchkey-mail")
+        ));
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        let c = Config::from_raw(&raw(&[(&PUBLIC_URL, "https://auth.example/id/")])).unwrap();
+        assert_eq!(
+            c.public_url,
+            Some(PublicUrl("https://auth.example/id".into()))
+        );
     }
 
     #[test]
@@ -321,6 +426,11 @@ mod tests {
             (&ISSUER, " "),
             (&JWKS_MAX_AGE, "-1"),
             (&TRUSTED_PROXY, "proxy"),
+            (&PUBLIC_URL, "ftp://x"),
+            (&PUBLIC_URL, "https://auth.example/?a=b"),
+            (&SMTP_URL, "smtp://mail.example?tls=none"),
+            (&MAIL_FROM, "nobody"),
+            (&RESET_TTL, "0"),
             (&TRUSTED_PROXY, "10.0.0.0/33"),
             (&TRUSTED_PROXY, "::/129"),
             (&AUDIT_RETENTION, "0"),

@@ -18,6 +18,8 @@ pub enum ApiError {
     MalformedForm,
     Validation(FieldErrors),
     InvalidRefreshToken,
+    InvalidEmailToken,
+    EmailNotVerified,
     NotAuthenticated,
     TokenNotValid,
     TokenExpired,
@@ -58,6 +60,7 @@ impl ApiError {
             | ApiError::MalformedForm
             | ApiError::Validation(_)
             | ApiError::InvalidRefreshToken
+            | ApiError::InvalidEmailToken
             | ApiError::BadRequest
             | ApiError::HeadersTooLarge => 400,
             ApiError::NotAuthenticated
@@ -65,7 +68,7 @@ impl ApiError {
             | ApiError::TokenExpired
             | ApiError::InvalidCredentials
             | ApiError::MfaRequired(_) => 401,
-            ApiError::PermissionDenied => 403,
+            ApiError::PermissionDenied | ApiError::EmailNotVerified => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::RequestTimeout => 408,
@@ -83,6 +86,8 @@ impl ApiError {
             ApiError::InvalidJson | ApiError::MalformedForm => "invalid_json",
             ApiError::Validation(_) => "validation_error",
             ApiError::InvalidRefreshToken => "invalid_refresh_token",
+            ApiError::InvalidEmailToken => "invalid_email_token",
+            ApiError::EmailNotVerified => "email_not_verified",
             ApiError::NotAuthenticated => "not_authenticated",
             ApiError::TokenNotValid => "token_not_valid",
             ApiError::TokenExpired => "token_expired",
@@ -110,6 +115,12 @@ impl ApiError {
             ApiError::MalformedForm => "The request body is not valid multipart/form-data.",
             ApiError::Validation(_) => "Some fields are invalid; see `fields`.",
             ApiError::InvalidRefreshToken => "The refresh token is unknown, expired or revoked.",
+            ApiError::InvalidEmailToken => {
+                "The link is unknown, already used, replaced by a newer one, or expired."
+            }
+            ApiError::EmailNotVerified => {
+                "The account's email address is not verified yet; open the link mailed to it."
+            }
             ApiError::NotAuthenticated => {
                 "Authentication is required: send `Authorization: Bearer <token>`."
             }
@@ -149,7 +160,7 @@ impl ApiError {
                 ("WWW-Authenticate", "Bearer realm=\"latchkey\"".into()),
                 ("Pragma", "no-cache".into()),
             ],
-            ApiError::PermissionDenied => vec![(
+            ApiError::PermissionDenied | ApiError::EmailNotVerified => vec![(
                 "WWW-Authenticate",
                 "Bearer realm=\"latchkey\", error=\"insufficient_scope\"".into(),
             )],
@@ -162,6 +173,7 @@ impl ApiError {
             | ApiError::MalformedForm
             | ApiError::Validation(_)
             | ApiError::InvalidRefreshToken
+            | ApiError::InvalidEmailToken
             | ApiError::BadRequest
             | ApiError::HeadersTooLarge
             | ApiError::NotFound

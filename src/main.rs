@@ -13,6 +13,7 @@ mod db;
 mod domain;
 mod error;
 mod locks;
+mod mail;
 mod ops;
 mod transport;
 mod web;
@@ -64,6 +65,9 @@ fn main() -> ExitCode {
         Command::Cleanup(raw) => config::audit_retention(&raw)
             .and_then(|retention| with_db(&raw, |db| admin::cleanup(db, retention))),
         Command::Backup { raw, dest } => with_db(&raw, |db| admin::backup(db, Path::new(&dest))),
+        Command::MailTest { raw, to } => {
+            config::mail_settings(&raw).map(|settings| admin::mail_test(&settings, &to))
+        }
     };
     let outcome = match outcome {
         Ok(outcome) => outcome,

@@ -5,11 +5,14 @@
 pub mod audit_events;
 pub mod backup;
 pub mod device_tokens;
+pub mod email_tokens;
 pub mod images;
 pub mod mfa_tokens;
+pub mod outbox;
 pub mod private_tokens;
 pub mod recovery_codes;
 pub mod refresh_tokens;
+pub mod reset_requests;
 pub mod sessions;
 pub mod settings;
 pub mod signing_keys;
@@ -33,7 +36,7 @@ pub use rusqlite::Error;
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
 /// Each leaves the database as `schema.sql` would make it (a test checks).
@@ -65,8 +68,11 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';",
     // 3 → 4: the audit log.
     include_str!("migrations/4_audit_events.sql"),
-    // 4 → 5: the second factor (TOTP, recovery codes, the login's MFA step).
-    include_str!("migrations/5_second_factor.sql"),
+    // 4 → 5: mail — the outbox, link tokens, reset requests, and the users'
+    // address state.
+    include_str!("migrations/5_mail.sql"),
+    // 5 → 6: the second factor (TOTP, recovery codes, the login's MFA step).
+    include_str!("migrations/6_second_factor.sql"),
 ];
 
 /// The version whose migration changed the email key to NFKC + case fold;

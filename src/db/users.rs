@@ -14,6 +14,10 @@ pub struct User {
     pub updated_at: i64,
     /// The profile picture's id, if there is one.
     pub image_id: Option<String>,
+    /// A mailed link proved the address.
+    pub email_verified: bool,
+    /// An email change awaiting confirmation.
+    pub pending_email: Option<String>,
     /// Whether a second factor is on.
     pub mfa_enabled: bool,
 }
@@ -31,7 +35,7 @@ pub struct Names {
 pub struct EmailTaken;
 
 const SELECT: &str = "SELECT u.id, u.email, u.password_hash, u.name, u.first_name, u.last_name,
-       u.created_at, u.updated_at, i.id,
+       u.created_at, u.updated_at, i.id, u.email_verified, u.pending_email,
        EXISTS (SELECT 1 FROM totp_factors t WHERE t.user_id = u.id AND t.secret IS NOT NULL)
 FROM users u LEFT JOIN images i ON i.user_id = u.id";
 
@@ -46,7 +50,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
         image_id: r.get(8)?,
-        mfa_enabled: r.get(9)?,
+        email_verified: r.get(9)?,
+        pending_email: r.get(10)?,
+        mfa_enabled: r.get(11)?,
     })
 }
 
@@ -117,7 +123,27 @@ pub fn update_names(conn: &Connection, id: &str, names: &Names, now: i64) -> rus
     Ok(())
 }
 
-pub fn update_email(
+/// A mailed link proved the current address.
+pub fn set_verified(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+/// Records (or clears) the address of an email change awaiting its link.
+pub fn set_pending_email(
+    conn: &Connection,
+    id: &str,
+    pending: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET pending_email = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, pending, now])?;
+    Ok(())
+}
+
+/// Applies a confirmed email change: the new address, verified, nothing pending.
+pub fn apply_email_change(
     conn: &Connection,
     id: &str,
     email: &str,
@@ -126,7 +152,9 @@ pub fn update_email(
 ) -> rusqlite::Result<Result<(), EmailTaken>> {
     let result = conn
         .prepare_cached(
-            "UPDATE users SET email = ?2, email_key = ?3, updated_at = ?4 WHERE id = ?1",
+            "UPDATE users SET email = ?2, email_key = ?3, email_verified = 1,
+                              pending_email = NULL, updated_at = ?4
+             WHERE id = ?1",
         )?
         .execute(params![id, email, email_key, now]);
     match result {
@@ -230,7 +258,7 @@ mod tests {
         assert!(add(&conn, "u2", "ada@example.com").is_err());
         add(&conn, "u3", "bob@example.com").unwrap();
         assert!(
-            update_email(&conn, "u3", "ada@example.com", "ada@example.com", 9)
+            apply_email_change(&conn, "u3", "ada@example.com", "ada@example.com", 9)
                 .unwrap()
                 .is_err()
         );

@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::clock;
 use crate::db::{self, device_tokens, images, refresh_tokens, sessions, totp_factors, users};
 use crate::domain::audit::{self, Entry, Event};
+use crate::domain::email;
 use crate::domain::ids::{self, Secret};
 use crate::domain::images::CleanImage;
 use crate::domain::keys::base64url_encode;
@@ -17,6 +18,7 @@ use crate::domain::mfa;
 use crate::domain::throttle::Account;
 use crate::domain::validate::{self, Email};
 use crate::error::ApiError;
+use crate::mail::compose::Details;
 use crate::ops::metrics::Issued;
 
 /// RFC 8176 §2 `pwd`: the session's login checked a password.
@@ -28,6 +30,13 @@ pub const AMR_PASSWORD: &str = "pwd";
 pub struct Client {
     pub address: Option<IpAddr>,
     pub user_agent: Option<String>,
+}
+
+impl Client {
+    /// When, from where and with what a change was made, for mails.
+    pub fn details(&self, now: i64) -> Details {
+        Details::new(now, self.address, self.user_agent.as_deref())
+    }
 }
 
 /// A sign-up whose fields passed the rules.
@@ -46,23 +55,23 @@ pub fn sign_up(app: &App, client: &Client, new: NewAccount) -> Result<users::Use
     }
     let hash = app.hasher.hash(&new.password)?;
     let id = ids::uuid();
+    let now = clock::now();
     let row = users::NewUser {
         id: &id,
         email: &new.email.address,
         email_key: &new.email.key,
         password_hash: &hash,
         names: &new.names,
-        now: clock::now(),
+        now,
     };
+    // The verification mail is queued with the account, in one transaction.
     db::write(&mut *app.conn()?, |tx| {
-        let inserted = users::insert(tx, &row)?;
-        if inserted.is_ok() {
-            app.record(tx, &Entry::new(Event::SignUp, row.now, client).user(&id))?;
-        }
-        Ok::<_, db::Error>(inserted)
-    })?
-    .map_err(|_| ApiError::EmailExists)?;
-    user(app, &id)
+        users::insert(tx, &row)?.map_err(|_| ApiError::EmailExists)?;
+        app.record(tx, &Entry::new(Event::SignUp, row.now, client).user(&id))?;
+        let user = users::find(tx, &id)?.ok_or(ApiError::TokenNotValid)?;
+        email::send_verification(tx, &app.links(), &user, &client.details(now), now)?;
+        Ok(user)
+    })
 }
 
 /// What a login presents.
@@ -133,6 +142,10 @@ pub fn log_in(app: &App, client: &Client, login: Credentials) -> Result<LoggedIn
         return Err(ApiError::InvalidCredentials);
     };
     let user = user.clone();
+    // Only now, after the right password, may the answer tell anything.
+    if app.config.require_verified_email && !user.email_verified {
+        return Err(ApiError::EmailNotVerified);
+    }
     // New parameters take effect at the next successful login (OWASP); a busy
     // hasher just postpones that.
     let rehash = checked
@@ -323,15 +336,23 @@ pub fn update_profile(
             ApiError::field("current_password", "is required to change the email")
         })?;
         confirm_password(app, client, &user, password, "current_password")?;
+        // The change waits for its link, but an address already taken is
+        // refused now (and again, under races, when the link is confirmed).
+        if let Some(new) = &email
+            && users::find_by_email_key(&*app.conn()?, &new.key)?.is_some()
+        {
+            return Err(ApiError::EmailExists);
+        }
     }
     let names = renamed(&user, change.name, change.first_name, change.last_name)?;
     let picture = picture.map(Picture::from);
     let now = clock::now();
     db::write(&mut *app.conn()?, |tx| {
         users::update_names(tx, &user.id, &names, now)?;
-        if let Some(email) = &email {
-            users::update_email(tx, &user.id, &email.address, &email.key, now)?
-                .map_err(|_| ApiError::EmailExists)?;
+        // A new email is pending until the link mailed to it is confirmed.
+        if let Some(new) = &email {
+            let details = client.details(now);
+            email::request_change(tx, &app.links(), &user, &new.address, &details, now)?;
         }
         if let Some(p) = &picture {
             images::replace(tx, &p.row(&user.id, now))?;
@@ -408,8 +429,8 @@ pub fn change_password(
     let user = user(app, user_id)?;
     confirm_password(app, client, &user, current, "current_password")?;
     let hash = app.hasher.hash(new)?;
+    let now = clock::now();
     db::write(&mut *app.conn()?, |tx| {
-        let now = clock::now();
         users::update_password_hash(tx, &user.id, &hash)?;
         users::touch(tx, &user.id, now)?;
         let ended = sessions::delete_all_of_user(tx, &user.id)?;
@@ -417,7 +438,8 @@ pub fn change_password(
             .user(&user.id)
             .session(session_id)
             .detail(serde_json::json!({ "sessions_ended": ended }));
-        app.record(tx, &entry)
+        app.record(tx, &entry)?;
+        email::notice_password_changed(tx, &user, false, &client.details(now), now)
     })?;
     Ok(())
 }

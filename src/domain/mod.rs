@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod blocking;
+pub mod email;
 pub mod ids;
 pub mod images;
 pub mod ip_net;

@@ -7,9 +7,11 @@ use crate::db::{self, Pool, backup, sessions, settings, users};
 use crate::domain::accounts::Client;
 use crate::domain::audit::{self, Entry, Event};
 use crate::domain::key_ring::{self, KeyState};
-use crate::domain::mfa;
 use crate::domain::password::Hasher;
 use crate::domain::validate;
+use crate::domain::{email, mfa};
+use crate::mail;
+use crate::mail::compose::Details;
 use crate::ops::cleanup;
 use crate::ops::error::OpsError;
 use std::path::Path;
@@ -231,6 +233,8 @@ pub fn users_mfa_off(path: &Path, email: &str) -> Result<(), OpsError> {
             let entry =
                 Entry::new(Event::AdminSecondFactorOff, clock::now(), &origin).user(&user.id);
             audit::record(tx, &entry)?;
+            let details = Details::new(clock::now(), None, None);
+            email::notice_second_factor(tx, &user, false, &details, clock::now())?;
         }
         Ok::<_, db::Error>(was_on)
     })?;
@@ -309,4 +313,30 @@ pub fn backup(path: &Path, dest: &Path) -> Result<(), OpsError> {
         println!("  {table}: {rows} rows");
     }
     Ok(())
+}
+
+/// `latchkey mail-test ADDR`: one mail through the configured delivery, at
+/// once (not through the outbox), printing the relay's answer or the file.
+pub fn mail_test(settings: &mail::settings::Settings, to: &str) -> Result<(), OpsError> {
+    let now = clock::now();
+    let composed = mail::compose::test(&mail::compose::Details::new(now, None, None));
+    let message = mail::Mail {
+        id: crate::domain::ids::uuid(),
+        to: to.to_string(),
+        subject: composed.subject,
+        text: composed.text,
+        html: composed.html,
+        created_at: now,
+    };
+    match mail::delivery::deliver(settings, &message) {
+        Ok(answer) => {
+            println!("sent to {to}: {answer}");
+            Ok(())
+        }
+        Err(failure) => Err(OpsError::Mail {
+            to: to.to_string(),
+            permanent: failure.permanent,
+            reason: failure.reason,
+        }),
+    }
 }

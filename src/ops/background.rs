@@ -1,15 +1,19 @@
-//! The service's background threads. One rereads the signing keys every
+//! The service's background threads. The first rereads the signing keys every
 //! second (so a `latchkey keys rotate` or `keys revoke` run by another
 //! process takes effect, a waiting key starts signing on time, and retired
 //! keys are dropped once nothing they signed is alive), pre-publishes a new
 //! key every `--key-rotation-interval`, and writes gathered token use. The
-//! other sweeps expired rows every `--cleanup-interval`. Both wake at once
-//! when the service stops; a sweep in progress stops between batches.
+//! second sweeps expired rows every `--cleanup-interval`. The third answers
+//! forgotten-password requests and sends the outbox's mails. All wake at
+//! once when the service stops; a sweep in progress stops between batches,
+//! the sender between mails.
 
 use crate::app::App;
 use crate::clock;
+use crate::domain::email;
 use crate::domain::key_ring::{self, KeyRingError};
 use crate::locks::Unpoisoned;
+use crate::mail;
 use crate::ops::cleanup;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -50,7 +54,12 @@ pub fn start(app: Arc<App>) -> std::io::Result<Background> {
         threads: Vec::new(),
     };
     type Body = fn(&App, &Stop);
-    for (name, body) in [("keys", keys_and_activity as Body), ("cleanup", cleanup)] {
+    let bodies = [
+        ("keys", keys_and_activity as Body),
+        ("cleanup", cleanup),
+        ("mail", send_mail),
+    ];
+    for (name, body) in bodies {
         let (app, stop) = (app.clone(), background.stop.clone());
         match std::thread::Builder::new()
             .name(name.into())
@@ -153,6 +162,36 @@ fn cleanup(app: &App, stop: &Stop) {
                 log::info!("cleanup removed {removed:?}");
             }
             Err(e) => log::error!("cleanup: {e}"),
+        }
+    }
+}
+
+/// How often the sender looks for due mails. Polling the indexed outbox once
+/// a second costs one small read, and keeps queueing free of signalling.
+const MAIL_POLL: Duration = Duration::from_secs(1);
+
+fn send_mail(app: &App, stop: &Stop) {
+    let settings = app.config.mail();
+    let links = app.links();
+    loop {
+        let pass = app
+            .db
+            .get()
+            .map_err(|e| e.to_string())
+            .and_then(|mut conn| {
+                email::answer_all_forgot(&mut conn, &links, &clock::now)
+                    .map_err(|e| e.to_string())?;
+                mail::sender::pass(&mut conn, &clock::now, &|| stop.is_set(), &|m| {
+                    mail::delivery::deliver(&settings, m)
+                })
+                .map_err(|e| e.to_string())
+            });
+        match pass {
+            Ok(done) => app.metrics.mails(done.sent, done.failed),
+            Err(e) => log::error!("sending mail: {e}"),
+        }
+        if stop.wait(MAIL_POLL) {
+            return;
         }
     }
 }

@@ -1,13 +1,13 @@
 //! Deleting what has expired: refresh tokens and sessions, device tokens,
-//! private tokens, the second steps of logins, audit events past
-//! `--audit-retention`, and signing keys past their retirement. Each batch is
-//! its own short transaction, with a pause between batches so a request
-//! waiting to write gets the lock; a sweep of a million rows never holds it
-//! for long.
+//! private tokens, the second steps of logins, mailed-link tokens, failed
+//! mails kept for the operator, audit events past `--audit-retention`, and
+//! signing keys past their retirement. Each batch is its own short
+//! transaction, with a pause between batches so a request waiting to write
+//! gets the lock; a sweep of a million rows never holds it for long.
 
 use crate::db::{
-    self, Connection, audit_events, device_tokens, mfa_tokens, private_tokens, refresh_tokens,
-    sessions, signing_keys,
+    self, Connection, audit_events, device_tokens, email_tokens, mfa_tokens, outbox,
+    private_tokens, refresh_tokens, sessions, signing_keys,
 };
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,10 @@ const PAUSE: Duration = Duration::from_millis(10);
 /// token is never refused as revoked while it would still verify.
 const MAX_LEEWAY: i64 = 60;
 
+/// A mail the sender gave up on stays in the outbox this long (without its
+/// body), so an operator can see what failed and why.
+pub const FAILED_MAIL_RETENTION: i64 = 30 * 86_400;
+
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Removed {
@@ -32,10 +36,12 @@ pub struct Removed {
     pub signing_keys: usize,
     pub mfa_tokens: usize,
     pub audit_events: usize,
+    pub email_tokens: usize,
+    pub outbox: usize,
 }
 
 impl Removed {
-    pub fn by_table(&self) -> [(&'static str, usize); 7] {
+    pub fn by_table(&self) -> [(&'static str, usize); 9] {
         [
             ("sessions", self.sessions),
             ("refresh_tokens", self.refresh_tokens),
@@ -44,6 +50,8 @@ impl Removed {
             ("signing_keys", self.signing_keys),
             ("mfa_tokens", self.mfa_tokens),
             ("audit_events", self.audit_events),
+            ("email_tokens", self.email_tokens),
+            ("outbox", self.outbox),
         ]
     }
 }
@@ -92,6 +100,13 @@ fn sweep_batches(
         device_tokens: in_batches(conn, device_tokens::delete_expired, now, stop)?,
         signing_keys: 0,
         mfa_tokens: in_batches(conn, mfa_tokens::delete_expired, now, stop)?,
+        email_tokens: in_batches(conn, email_tokens::delete_expired, now, stop)?,
+        outbox: in_batches(
+            conn,
+            outbox::delete_failed,
+            now - FAILED_MAIL_RETENTION,
+            stop,
+        )?,
     };
     if stop() {
         return Ok(removed);
@@ -147,6 +162,8 @@ mod tests {
                     ('p-live', 'u1', 'c', 'k', 0, 9000);
              INSERT INTO audit_events (id, at, event, outcome)
              VALUES ('a-old', 40, 'logout', 'success'), ('a-live', 41, 'logout', 'success');
+             INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at)
+             VALUES (x'01', 'u1', 'reset', 'a@x.io', 0, 99), (x'02', 'u1', 'verify', 'a@x.io', 0, 101);
              INSERT INTO mfa_tokens (token_hash, user_id, created_at, expires_at)
              VALUES (X'01', 'u1', 0, 100), (X'02', 'u1', 0, 101);",
         )
@@ -178,6 +195,8 @@ mod tests {
                 signing_keys: 0,
                 mfa_tokens: 1,
                 audit_events: 1,
+                email_tokens: 1,
+                outbox: 0,
             }
         );
         let left: i64 = conn

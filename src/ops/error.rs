@@ -45,6 +45,13 @@ pub enum OpsError {
     NotAFile(PathBuf),
     /// A backup copy failed `PRAGMA integrity_check`.
     Corrupt(String),
+    /// `mail-test`: the relay refused the mail (`permanent`) or could not be
+    /// reached; the reason never holds credentials.
+    Mail {
+        to: String,
+        permanent: bool,
+        reason: String,
+    },
 }
 
 impl fmt::Display for OpsError {
@@ -64,6 +71,14 @@ impl fmt::Display for OpsError {
             OpsError::NotAFile(path) => write!(f, "{}: DEST must name a file", path.display()),
             OpsError::Corrupt(verdict) => {
                 write!(f, "the copy failed its integrity check: {verdict}")
+            }
+            OpsError::Mail {
+                to,
+                permanent,
+                reason,
+            } => {
+                let outcome = if *permanent { "refused" } else { "failed" };
+                write!(f, "mail to {to} {outcome}: {reason}")
             }
         }
     }

@@ -63,6 +63,8 @@ pub struct Metrics {
     audit: Family<EventLabel, Counter>,
     audit_suppressed: Family<EventLabel, Counter>,
     hash_queue: Gauge,
+    mails: Family<OutcomeLabel, Counter>,
+    mails_queued: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -84,6 +86,18 @@ impl Default for Metrics {
         let audit = Family::<EventLabel, Counter>::default();
         let audit_suppressed = Family::<EventLabel, Counter>::default();
         let hash_queue = Gauge::default();
+        let mails = Family::<OutcomeLabel, Counter>::default();
+        let mails_queued = Gauge::default();
+        registry.register(
+            "mails",
+            "Mails handed over (sent) or given up (failed) by the sender",
+            mails.clone(),
+        );
+        registry.register(
+            "mails_queued",
+            "Mails in the outbox waiting to be sent",
+            mails_queued.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests answered, by route and status",
@@ -132,6 +146,8 @@ impl Default for Metrics {
             audit,
             audit_suppressed,
             hash_queue,
+            mails,
+            mails_queued,
         }
     }
 }
@@ -170,6 +186,17 @@ impl Metrics {
             .inc_by(rows as u64);
     }
 
+    /// Mails the sender delivered and gave up on.
+    pub fn mails(&self, sent: usize, failed: usize) {
+        for (outcome, n) in [("sent", sent), ("failed", failed)] {
+            if n > 0 {
+                self.mails
+                    .get_or_create(&OutcomeLabel { outcome })
+                    .inc_by(n as u64);
+            }
+        }
+    }
+
     /// An audit event was written (`domain::audit`; the label is its name).
     pub fn audited(&self, event: &'static str) {
         self.audit.get_or_create(&EventLabel { event }).inc();
@@ -183,8 +210,13 @@ impl Metrics {
     }
 
     /// The exposition, with gauges read at scrape time.
-    pub fn render(&self, hash_queue: usize) -> String {
+    pub fn render(&self, hash_queue: usize, mails_queued: i64) -> String {
         self.hash_queue.set(hash_queue as i64);
+        self.mails_queued.set(mails_queued);
+        // Both outcomes appear from the start, so a dashboard sees zeros.
+        for outcome in ["sent", "failed"] {
+            let _ = self.mails.get_or_create(&OutcomeLabel { outcome });
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -203,8 +235,16 @@ mod tests {
         m.login(false);
         m.issued(Issued::Access);
         m.cleaned("refresh_tokens", 7);
+        m.mails(2, 1);
         m.audited("login_failed");
-        let text = m.render(3);
+        let text = m.render(3, 4);
+        for line in [
+            r#"latchkey_mails_total{outcome="sent"} 2"#,
+            r#"latchkey_mails_total{outcome="failed"} 1"#,
+            "latchkey_mails_queued 4",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert!(
             text.contains(r#"latchkey_audit_events_total{event="login_failed"} 1"#),
             "{text}"

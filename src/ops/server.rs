@@ -2,7 +2,7 @@
 //! `listening on ADDR`, serve until SIGTERM or SIGINT, then drain and close.
 
 use crate::app::{App, Parts};
-use crate::config::Config;
+use crate::config::{Config, PublicUrl};
 use crate::db::{self, settings};
 use crate::domain::audit;
 use crate::domain::blocking::Blocking;
@@ -27,16 +27,16 @@ use std::time::Instant;
 const HASH_QUEUE_PER_CORE: usize = 8;
 
 /// Runs the service until a stop signal; `Ok` means a clean stop.
-pub fn run(config: Config) -> Result<(), OpsError> {
+pub fn run(mut config: Config) -> Result<(), OpsError> {
     let started = Instant::now();
     jwt_provider::install_provider();
     let opened = |error| OpsError::Open {
         path: config.db.clone(),
         error,
     };
-    // One connection per worker, plus one each for the two background
+    // One connection per worker, plus one each for the three background
     // threads, so a long cleanup sweep never makes a request wait for one.
-    let connections = u32::try_from(config.threads().saturating_add(2)).unwrap_or(u32::MAX);
+    let connections = u32::try_from(config.threads().saturating_add(3)).unwrap_or(u32::MAX);
     let pool = db::open(&config.db, connections).map_err(opened)?;
     let mut conn = pool.get().map_err(|e| opened(db::OpenError::Pool(e)))?;
     db::migrate(&mut conn).map_err(opened)?;
@@ -72,6 +72,10 @@ pub fn run(config: Config) -> Result<(), OpsError> {
     })?;
     let address = listener.local_addr()?;
     let stopper = Stopper::new(&listener)?;
+    // Links in mails point at the bound address unless told otherwise.
+    config
+        .public_url
+        .get_or_insert_with(|| PublicUrl(format!("http://{address}")));
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
     let parts = Parts {
         db: pool,

@@ -3,9 +3,12 @@
 //! (rouille's own panic page is HTML; ours is the JSON 500).
 
 use crate::app::App;
+use crate::db::email_tokens::Purpose;
 use crate::domain::ids;
 use crate::error::ApiError;
-use crate::web::handlers::{audit, images, mfa, ops, private_tokens, profile, session};
+use crate::web::handlers::{
+    audit, email, images, link_pages, mfa, ops, private_tokens, profile, session,
+};
 use crate::web::http;
 use rouille::{Request, Response};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -43,6 +46,15 @@ pub enum Route {
     Healthz,
     Metrics,
     OpenApi,
+    VerifyEmail,
+    ResendVerification,
+    ForgotPassword,
+    ResetPassword,
+    ConfirmEmail,
+    /// GET of a mailed link's page: a form, nothing spent.
+    ShowLink(Purpose),
+    /// That form's POST: spends the link.
+    SubmitLink(Purpose),
 }
 
 impl Route {
@@ -78,6 +90,17 @@ impl Route {
             Route::Healthz => "healthz",
             Route::Metrics => "metrics",
             Route::OpenApi => "openapi",
+            Route::VerifyEmail => "verify_email",
+            Route::ResendVerification => "resend_verification",
+            Route::ForgotPassword => "forgot_password",
+            Route::ResetPassword => "reset_password",
+            Route::ConfirmEmail => "confirm_email",
+            Route::ShowLink(Purpose::Verify) => "verify_email_page",
+            Route::ShowLink(Purpose::Reset) => "reset_password_page",
+            Route::ShowLink(Purpose::Change) => "confirm_email_page",
+            Route::SubmitLink(Purpose::Verify) => "verify_email_form",
+            Route::SubmitLink(Purpose::Reset) => "reset_password_form",
+            Route::SubmitLink(Purpose::Change) => "confirm_email_form",
         }
     }
 }
@@ -101,6 +124,7 @@ const fn entry(
 }
 
 const POST: &[&str] = &["POST"];
+const GET_POST: &[&str] = &["GET", "POST"];
 
 /// Paths without their trailing slash.
 const TABLE: &[Entry] = &[
@@ -170,6 +194,39 @@ const TABLE: &[Entry] = &[
     entry("/healthz", &["GET"], &[("GET", Route::Healthz)]),
     entry("/metrics", &["GET"], &[("GET", Route::Metrics)]),
     entry("/openapi.json", &["GET"], &[("GET", Route::OpenApi)]),
+    entry("/email/verify", POST, &[("POST", Route::VerifyEmail)]),
+    entry(
+        "/email/verify/resend",
+        POST,
+        &[("POST", Route::ResendVerification)],
+    ),
+    entry("/email/confirm", POST, &[("POST", Route::ConfirmEmail)]),
+    entry("/password/forgot", POST, &[("POST", Route::ForgotPassword)]),
+    entry("/password/reset", POST, &[("POST", Route::ResetPassword)]),
+    entry(
+        "/account/verify-email",
+        GET_POST,
+        &[
+            ("GET", Route::ShowLink(Purpose::Verify)),
+            ("POST", Route::SubmitLink(Purpose::Verify)),
+        ],
+    ),
+    entry(
+        "/account/reset-password",
+        GET_POST,
+        &[
+            ("GET", Route::ShowLink(Purpose::Reset)),
+            ("POST", Route::SubmitLink(Purpose::Reset)),
+        ],
+    ),
+    entry(
+        "/account/confirm-email",
+        GET_POST,
+        &[
+            ("GET", Route::ShowLink(Purpose::Change)),
+            ("POST", Route::SubmitLink(Purpose::Change)),
+        ],
+    ),
 ];
 
 /// A resolved request: the route and the id in its path, if it has one.
@@ -248,6 +305,13 @@ fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response,
         Route::Healthz => ops::healthz(app, request),
         Route::Metrics => ops::metrics(app, request),
         Route::OpenApi => ops::openapi(app, request),
+        Route::VerifyEmail => email::verify_email(app, request),
+        Route::ResendVerification => email::resend_verification(app, request),
+        Route::ForgotPassword => email::forgot_password(app, request),
+        Route::ResetPassword => email::reset_password(app, request),
+        Route::ConfirmEmail => email::confirm_email(app, request),
+        Route::ShowLink(purpose) => link_pages::show(app, request, purpose),
+        Route::SubmitLink(purpose) => link_pages::submit(app, request, purpose),
     }
 }
 

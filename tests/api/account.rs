@@ -1,4 +1,5 @@
-//! The account lifecycle: changing the email (with the current password),
+//! The account lifecycle: changing the email (with the current password,
+//! confirmed through the link mailed to the new address),
 //! changing the password (`POST /password/`, which ends every session), and
 //! deleting the account (`DELETE /profile/`), after which nothing of the user
 //! is left, in the answers or in the database file, and the email is free.
@@ -56,11 +57,23 @@ fn the_email_changes_with_the_current_password() {
         .json(&json!({"email": format!("  {new_email}  "), "current_password": PASSWORD}))
         .send();
     assert_eq!(resp.status, 200, "{}", resp.text());
-    let user = resp.json();
+    let pending = resp.json();
+    assert_user(&pending);
+    // Nothing changes until the link mailed to the new address is confirmed.
+    assert_eq!(pending["email"], account.email.as_str());
+    assert_eq!(pending["pending_email"], new_email.as_str());
+    let token = srv.wait_for_link(&new_email, "/account/confirm-email");
+    let resp = srv
+        .post("/email/confirm/")
+        .json(&json!({ "token": token }))
+        .send();
+    assert_eq!(resp.status, 204, "{}", resp.text());
+    let user = get_profile(&srv, &tokens.access).json();
     assert_user(&user);
     assert_eq!(user["email"], new_email.as_str());
+    assert_eq!(user["pending_email"], serde_json::Value::Null);
+    assert_eq!(user["email_verified"], true);
     assert_eq!(user["id"], account.user["id"]);
-    assert_eq!(get_profile(&srv, &tokens.access).json(), user);
     assert_login_refused(&srv, &account.email, PASSWORD);
     let again = log_in(&srv, &new_email, PASSWORD);
     assert_eq!(again.user["id"], account.user["id"]);
@@ -120,7 +133,8 @@ fn the_email_changes_in_a_multipart_form_too() {
         .multipart(&form)
         .send();
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(resp.json()["email"], new_email.as_str());
+    assert_eq!(resp.json()["email"], account.email.as_str());
+    assert_eq!(resp.json()["pending_email"], new_email.as_str());
     assert!(resp.json()["image_url"].is_string());
 }
 

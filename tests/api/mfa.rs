@@ -2,6 +2,8 @@
 //! step with TOTP codes (computed here independently of the service) and
 //! recovery codes, replay and guessing limits, and turning it off.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::harness::lifecycle::{admin, admin_ok};
@@ -437,6 +439,24 @@ fn the_second_factor_s_changes_are_audit_events() {
         fresh[0].as_str(),
     ] {
         assert!(!out.contains(secret), "the audit log holds {secret:?}");
+    }
+    // Each change is told to the account's address, never with a code.
+    let told = |what: &str| {
+        srv.mails_to(&account.email)
+            .iter()
+            .filter(|m| m.text.contains(what))
+            .count()
+    };
+    assert!(
+        poll_until(Duration::from_secs(10), || {
+            told("second factor was turned on") == 2 && told("second factor was turned off") == 2
+        }),
+        "notices: {} on, {} off",
+        told("second factor was turned on"),
+        told("second factor was turned off")
+    );
+    for mail in srv.mails_to(&account.email) {
+        assert!(!mail.text.contains(&secret) && !mail.text.contains(&fresh[1]));
     }
     srv.stop();
 }

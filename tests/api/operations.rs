@@ -415,6 +415,14 @@ fn the_openapi_document_is_served() {
             ("/healthz", "get"),
             ("/metrics", "get"),
             ("/openapi.json", "get"),
+            ("/email/verify/", "post"),
+            ("/email/verify/resend/", "post"),
+            ("/email/confirm/", "post"),
+            ("/password/forgot/", "post"),
+            ("/password/reset/", "post"),
+            ("/account/verify-email", "get"),
+            ("/account/reset-password", "post"),
+            ("/account/confirm-email", "get"),
         ] {
             let operation = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
             assert!(

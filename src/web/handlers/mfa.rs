@@ -7,6 +7,7 @@ use crate::clock;
 use crate::db::{self, totp_factors, users};
 use crate::domain::accounts::{self, Client};
 use crate::domain::audit::{Entry, Event};
+use crate::domain::email;
 use crate::domain::ids::Secret;
 use crate::domain::mfa::{self, Proof, RecoveryCode, TotpSecret};
 use crate::error::{ApiError, FieldErrors};
@@ -164,6 +165,7 @@ pub fn confirm_totp(app: &App, request: &Request) -> Result<Response, ApiError> 
             return Err(ApiError::field("code", "there is no enrolment to confirm"));
         }
         record(app, tx, Event::SecondFactorOn, (&user, &client, &session))?;
+        email::notice_second_factor(tx, &user, true, &client.details(now), now)?;
         Ok(mfa::new_recovery_codes(tx, &user.id, now)?)
     })?;
     Ok(recovery_codes_response(codes))
@@ -202,6 +204,8 @@ pub fn delete_totp(app: &App, request: &Request) -> Result<Response, ApiError> {
     confirm_password(app, &client, &user, body.password.as_deref())?;
     with_proof(app, &client, &user, &proof?, |tx| {
         mfa::turn_off(tx, &user.id)?;
+        let now = clock::now();
+        email::notice_second_factor(tx, &user, false, &client.details(now), now)?;
         record(app, tx, Event::SecondFactorOff, (&user, &client, &session))
     })?;
     Ok(http::no_content())

@@ -5,7 +5,9 @@
 //! layer.
 
 pub mod audit;
+pub mod email;
 pub mod images;
+pub mod link_pages;
 pub mod mfa;
 pub mod ops;
 pub mod private_tokens;
@@ -22,6 +24,8 @@ pub struct UserView {
     pub id: String,
     pub email: String,
     pub mfa_enabled: bool,
+    pub email_verified: bool,
+    pub pending_email: Option<String>,
     pub name: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -36,6 +40,8 @@ impl From<User> for UserView {
             id: u.id,
             email: u.email,
             mfa_enabled: u.mfa_enabled,
+            email_verified: u.email_verified,
+            pending_email: u.pending_email,
             name: u.name,
             first_name: u.first_name,
             last_name: u.last_name,

@@ -51,7 +51,8 @@ pub fn jwks(app: &App, _request: &Request) -> Result<Response, ApiError> {
 
 /// `GET /metrics`: Prometheus metrics (OpenMetrics text).
 pub fn metrics(app: &App, _request: &Request) -> Result<Response, ApiError> {
-    let text = app.metrics.render(app.hasher.queue_len());
+    let queued = crate::db::outbox::count_waiting(&*app.conn()?)?;
+    let text = app.metrics.render(app.hasher.queue_len(), queued);
     Ok(Response::from_data(crate::ops::metrics::CONTENT_TYPE, text)
         .with_unique_header("Cache-Control", "no-cache"))
 }

@@ -3,11 +3,11 @@
 
 use crate::app::App;
 use crate::clock;
-use crate::db::{self, private_tokens};
+use crate::db::{self, private_tokens, users};
 use crate::domain::accounts::Client;
 use crate::domain::audit::{Entry, Event};
-use crate::domain::ids;
 use crate::domain::validate::Fields;
+use crate::domain::{email, ids};
 use crate::error::{ApiError, FieldErrors};
 use crate::web::auth;
 use crate::web::http;
@@ -166,6 +166,7 @@ fn mint(
     let now = clock::now();
     let id = ids::uuid();
     let (token, kid) = auth::private_token(app, user_id, &id, now, expires_at);
+    let details = by.client.details(now);
     let row = private_tokens::NewPrivateToken {
         id: &id,
         user_id,
@@ -194,6 +195,10 @@ fn mint(
             .token(&id)
             .detail(detail);
         app.record(tx, &entry)?;
+        // A new token (a rotation makes one too) is told to the account's
+        // address: its name and expiry, never the token.
+        let user = users::find(tx, user_id)?.ok_or(ApiError::TokenNotValid)?;
+        email::notice_token_created(tx, &user, &name, expires_at, &details, now)?;
         Ok(())
     })?;
     let created = CreatedToken {

@@ -249,6 +249,8 @@ pub fn assert_user(user: &Value) {
     for key in [
         "id",
         "email",
+        "email_verified",
+        "pending_email",
         "name",
         "first_name",
         "last_name",
@@ -272,7 +274,8 @@ pub fn assert_user(user: &Value) {
             "{key} is not RFC 3339 UTC: {user}"
         );
     }
-    for key in ["first_name", "last_name", "image_url"] {
+    assert!(user["email_verified"].is_boolean(), "{user}");
+    for key in ["first_name", "last_name", "image_url", "pending_email"] {
         assert!(
             user[key].is_null() || user[key].is_string(),
             "{key}: {user}"

@@ -1,4 +1,4 @@
--- 4 → 5: the second factor: TOTP secrets, recovery codes, the login's MFA step.
+-- 5 → 6: the second factor: TOTP secrets, recovery codes, the login's MFA step.
 CREATE TABLE totp_factors (
     user_id        TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     secret         BLOB,

@@ -3,15 +3,15 @@
 //! record of token use.
 
 use crate::config::Config;
-use crate::db::Pool;
 use crate::db::signing_keys::Window;
+use crate::db::{self, Pool};
 use crate::domain::audit::{self, Entry, FailureBudget, ThrottleNotes};
 use crate::domain::blocking::Blocking;
 use crate::domain::email::Links;
 use crate::domain::password::Hasher;
 use crate::domain::throttle::Throttle;
 use crate::domain::token_cache::Verified;
-use crate::domain::token_use::Activity;
+use crate::domain::token_use::TokenUse;
 use crate::domain::tokens::{Expectations, KeyRing};
 use crate::error::ApiError;
 use crate::locks::Unpoisoned;
@@ -27,18 +27,18 @@ pub struct App {
     pub db: Pool,
     pub hasher: Hasher,
     pub expect: Expectations,
-    pub activity: Activity,
+    pub token_use: TokenUse,
     pub metrics: Metrics,
     pub throttle: Throttle,
     /// Requests that mail a link to an address someone types (forgotten
     /// password, resent verification): counted per address and client, for
     /// existing and unknown accounts alike.
     pub mail_requests: Throttle,
-    /// Tokens already verified (see `verified`).
+    /// Tokens already verified (see `domain::token_cache`).
     pub verified: Verified,
     /// The secret behind rotated refresh tokens (`db::refresh_tokens`).
     pub rotation_secret: Vec<u8>,
-    /// How long a retired key's access tokens may live (`keystore`).
+    /// How long a retired key's access tokens may live (`domain::key_ring`).
     pub window: Window,
     /// The key of the audit log's hashes of unknown emails (`domain::audit`).
     pub audit_secret: Vec<u8>,
@@ -46,7 +46,7 @@ pub struct App {
     pub throttle_notes: ThrottleNotes,
     /// How many more refused logins the audit log takes today.
     pub failure_budget: FailureBudget,
-    /// Picture uploads are decoded one at a time (see `handlers::images`).
+    /// Picture uploads are decoded one at a time (see `web::handlers::images`).
     pub image_lock: Mutex<()>,
     /// Where slow work (hashing, picture decoding) runs.
     pub blocking: Blocking,
@@ -79,7 +79,7 @@ impl App {
             db: parts.db,
             hasher: parts.hasher,
             expect,
-            activity: Activity::default(),
+            token_use: TokenUse::default(),
             metrics: Metrics::default(),
             throttle,
             mail_requests,
@@ -118,7 +118,7 @@ impl App {
 
     /// Appends an audit event inside the caller's write transaction `tx`,
     /// and counts it.
-    pub fn record(&self, tx: &rusqlite::Connection, entry: &Entry<'_>) -> rusqlite::Result<()> {
+    pub fn record(&self, tx: &db::Connection, entry: &Entry<'_>) -> db::Result<()> {
         audit::record(tx, entry)?;
         // Counted before the commit: a transaction that then rolls back
         // (an error path) overcounts by its events.

@@ -114,7 +114,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// Days since 1970-01-01 → (year, month, day), after Howard Hinnant's
 /// public-domain `civil_from_days` algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -11,6 +11,7 @@
 
 use crate::cli::{Flag, Raw, UsageError};
 use crate::domain::ip_net::IpNet;
+use crate::domain::tokens::MAX_LEEWAY;
 use crate::mail;
 use crate::mail::settings::Smtp;
 use lettre::message::Mailbox;
@@ -66,7 +67,7 @@ settings! {
     /// `None`: the issuer (see `Config::audience`).
     AUDIENCE audience_flag: Option<String> = Flag::value("--audience", "STR", "`aud` of issued tokens").shown_default("the issuer");
     ACCESS_TTL access_ttl: i64 = Flag::value("--access-ttl", "SECS", "access token lifetime").default("3600").range(1, TEN_YEARS);
-    LEEWAY leeway: u64 = Flag::value("--leeway", "SECS", "clock leeway for exp/iat, at most 60").default("30").range(0, 60);
+    LEEWAY leeway: u64 = Flag::value("--leeway", "SECS", "clock leeway for exp/iat, at most 60").default("30").range(0, MAX_LEEWAY as i64);
     REFRESH_TTL refresh_ttl: i64 = Flag::value("--refresh-ttl", "SECS", "refresh token lifetime").default("2592000").range(1, TEN_YEARS);
     MAX_PRIVATE_TOKEN_TTL max_private_token_ttl: i64 = Flag::value("--max-private-token-ttl", "SECS", "longest private token lifetime").default("31536000").range(1, TEN_YEARS);
     ROTATE_REFRESH_TOKENS rotate_refresh_tokens: bool = Flag::switch("--rotate-refresh-tokens", "each refresh returns a new refresh token");

@@ -276,8 +276,8 @@ impl From<crate::web::multipart::FormError> for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> ApiError {
+impl From<crate::db::Error> for ApiError {
+    fn from(e: crate::db::Error) -> ApiError {
         ApiError::internal(format_args!("database: {e}"))
     }
 }

@@ -2,6 +2,7 @@
 //! the change they record, read a page at a time by their user and in full
 //! by the operator, and pruned by `ops::cleanup` after `--audit-retention`.
 
+use crate::db::Result;
 use rusqlite::{Connection, Row, params};
 
 /// A row to append. `detail` is a small JSON object, already serialised.
@@ -57,7 +58,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
     })
 }
 
-pub fn insert(conn: &Connection, e: &NewEvent<'_>) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, e: &NewEvent<'_>) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO audit_events (id, at, event, outcome, user_id, email_hmac, session_id,
                                    token_id, address, user_agent, detail)
@@ -80,12 +81,13 @@ pub fn insert(conn: &Connection, e: &NewEvent<'_>) -> rusqlite::Result<()> {
 }
 
 /// Deletes up to `limit` events recorded at or before `before` (retention).
-pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
     conn.prepare_cached(
         "DELETE FROM audit_events WHERE seq IN
          (SELECT seq FROM audit_events WHERE at <= ?1 LIMIT ?2)",
     )?
     .execute(params![before, limit])
+    .map_err(Into::into)
 }
 
 /// Up to `limit` events of `user_id` with `seq` below `before` (all when
@@ -95,7 +97,7 @@ pub fn page_of_user(
     user_id: &str,
     before: Option<i64>,
     limit: i64,
-) -> rusqlite::Result<Vec<AuditEvent>> {
+) -> Result<Vec<AuditEvent>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM audit_events
          WHERE user_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
@@ -104,7 +106,8 @@ pub fn page_of_user(
         params![user_id, before.unwrap_or(i64::MAX), limit],
         from_row,
     )?
-    .collect()
+    .collect::<rusqlite::Result<_>>()
+    .map_err(Into::into)
 }
 
 /// Which events the operator asked for (`latchkey audit`).
@@ -119,7 +122,7 @@ pub struct Filter {
 }
 
 /// Every event that passes `filter`, oldest first (as a log reads).
-pub fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Vec<AuditEvent>> {
+pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<AuditEvent>> {
     let anyone = filter.user_id.is_none() && filter.email_hmac.is_none();
     conn.prepare(&format!(
         "SELECT {COLUMNS} FROM audit_events
@@ -135,7 +138,8 @@ pub fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Vec<AuditEve
         ],
         from_row,
     )?
-    .collect()
+    .collect::<rusqlite::Result<_>>()
+    .map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Online copies of the database: SQLite's backup API in small steps, and
 //! the check a copy passes before it is put in place.
 
+use crate::db::Result;
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 use std::path::Path;
@@ -19,7 +20,7 @@ const TABLES: [&str; 6] = [
 ];
 
 /// Copies `source` into a new database file at `target`.
-pub fn copy_online(source: &Connection, target: &Path) -> rusqlite::Result<()> {
+pub fn copy_online(source: &Connection, target: &Path) -> Result<()> {
     let mut target = Connection::open(target)?;
     let backup = Backup::new(source, &mut target)?;
     // A write by another connection restarts a stepwise backup. After a few
@@ -48,7 +49,7 @@ pub enum Checked {
 }
 
 /// `PRAGMA integrity_check` on the file at `path`, and its row counts.
-pub fn check(path: &Path) -> rusqlite::Result<Checked> {
+pub fn check(path: &Path) -> Result<Checked> {
     let conn = Connection::open(path)?;
     let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
     if verdict != "ok" {

@@ -1,6 +1,7 @@
 //! The `device_tokens` table: the SHA-256 of each device token (OWASP
 //! "device cookies"), the account it is bound to and when it expires.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub fn insert(
@@ -9,7 +10,7 @@ pub fn insert(
     user_id: &str,
     now: i64,
     expires_at: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO device_tokens (token_hash, user_id, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4)",
@@ -19,12 +20,7 @@ pub fn insert(
 }
 
 /// Whether the token with this hash is bound to `user_id` and unexpired.
-pub fn is_valid_for(
-    conn: &Connection,
-    hash: &[u8; 32],
-    user_id: &str,
-    now: i64,
-) -> rusqlite::Result<bool> {
+pub fn is_valid_for(conn: &Connection, hash: &[u8; 32], user_id: &str, now: i64) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM device_tokens
@@ -37,12 +33,13 @@ pub fn is_valid_for(
 
 /// Deletes at most `limit` device tokens that expired at or before `before`,
 /// for the cleanup sweep's small batches; returns how many went.
-pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
     conn.prepare_cached(
         "DELETE FROM device_tokens WHERE token_hash IN
          (SELECT token_hash FROM device_tokens WHERE expires_at <= ?1 LIMIT ?2)",
     )?
     .execute(params![before, limit])
+    .map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The `email_tokens` table: tokens of mailed links, as SHA-256 only.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// What a link is for; stored as its `as_str`.
@@ -39,7 +40,7 @@ pub struct NewLink<'a> {
 
 /// Stores a new link and deletes the user's older ones of that purpose
 /// (a newer link supersedes them).
-pub fn replace(conn: &Connection, link: &NewLink<'_>) -> rusqlite::Result<()> {
+pub fn replace(conn: &Connection, link: &NewLink<'_>) -> Result<()> {
     delete_for_user(conn, link.user_id, link.purpose)?;
     conn.prepare_cached(
         "INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at)
@@ -58,11 +59,7 @@ pub fn replace(conn: &Connection, link: &NewLink<'_>) -> rusqlite::Result<()> {
 
 /// Deletes the link and returns it, if it exists with this purpose: a link
 /// is spent by its first use, whatever that use's outcome.
-pub fn take(
-    conn: &Connection,
-    hash: &[u8; 32],
-    purpose: Purpose,
-) -> rusqlite::Result<Option<LinkToken>> {
+pub fn take(conn: &Connection, hash: &[u8; 32], purpose: Purpose) -> Result<Option<LinkToken>> {
     conn.prepare_cached(
         "DELETE FROM email_tokens WHERE token_hash = ?1 AND purpose = ?2
          RETURNING user_id, email, expires_at",
@@ -75,25 +72,24 @@ pub fn take(
         })
     })
     .optional()
+    .map_err(Into::into)
 }
 
 /// Deletes every link of this purpose for the user.
-pub fn delete_for_user(
-    conn: &Connection,
-    user_id: &str,
-    purpose: Purpose,
-) -> rusqlite::Result<usize> {
+pub fn delete_for_user(conn: &Connection, user_id: &str, purpose: Purpose) -> Result<usize> {
     conn.prepare_cached("DELETE FROM email_tokens WHERE user_id = ?1 AND purpose = ?2")?
         .execute(params![user_id, purpose.as_str()])
+        .map_err(Into::into)
 }
 
 /// Up to `limit` links that expired by `before` (for cleanup).
-pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
     conn.prepare_cached(
         "DELETE FROM email_tokens WHERE token_hash IN
          (SELECT token_hash FROM email_tokens WHERE expires_at <= ?1 LIMIT ?2)",
     )?
     .execute(params![before, limit])
+    .map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The `images` table: each user's profile picture, already cleaned.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub struct Image {
@@ -19,7 +20,7 @@ pub struct NewImage<'a> {
 
 /// Stores the user's picture in place of any earlier one (whose URL then
 /// stops working, as its id is gone).
-pub fn replace(conn: &Connection, image: &NewImage<'_>) -> rusqlite::Result<()> {
+pub fn replace(conn: &Connection, image: &NewImage<'_>) -> Result<()> {
     delete_of_user(conn, image.user_id)?;
     conn.prepare_cached(
         "INSERT INTO images (id, user_id, content_type, bytes, etag, created_at)
@@ -36,7 +37,7 @@ pub fn replace(conn: &Connection, image: &NewImage<'_>) -> rusqlite::Result<()> 
     Ok(())
 }
 
-pub fn find(conn: &Connection, id: &str) -> rusqlite::Result<Option<Image>> {
+pub fn find(conn: &Connection, id: &str) -> Result<Option<Image>> {
     conn.prepare_cached("SELECT content_type, bytes, etag FROM images WHERE id = ?1")?
         .query_row([id], |r| {
             Ok(Image {
@@ -46,9 +47,10 @@ pub fn find(conn: &Connection, id: &str) -> rusqlite::Result<Option<Image>> {
             })
         })
         .optional()
+        .map_err(Into::into)
 }
 
-pub fn delete_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<bool> {
+pub fn delete_of_user(conn: &Connection, user_id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM images WHERE user_id = ?1")?
         .execute([user_id])?

@@ -16,6 +16,7 @@ pub mod reset_requests;
 pub mod sessions;
 pub mod settings;
 pub mod signing_keys;
+pub mod token_uses;
 pub mod totp_factors;
 pub mod users;
 
@@ -30,8 +31,39 @@ pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 
 /// A database connection, for code above `db` that passes one along.
 pub use rusqlite::Connection;
-/// A database failure, for code above `db` that passes one along.
-pub use rusqlite::Error;
+/// A database failure: SQLite's or the pool's. Always an internal error for
+/// the layers above, which see this type and never rusqlite's or r2d2's.
+#[derive(Debug)]
+pub enum Error {
+    Sqlite(rusqlite::Error),
+    Pool(r2d2::Error),
+}
+
+/// What every statement function returns (`E` defaults to [`Error`]).
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Sqlite(e) => write!(f, "{e}"),
+            Error::Pool(e) => write!(f, "pool: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sqlite(e)
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(e: r2d2::Error) -> Self {
+        Error::Pool(e)
+    }
+}
 
 const SCHEMA: &str = include_str!("../../schema.sql");
 
@@ -98,6 +130,15 @@ impl std::fmt::Display for OpenError {
                 f,
                 "the database has schema version {v}, newer than this latchkey understands ({SCHEMA_VERSION}); upgrade latchkey"
             ),
+        }
+    }
+}
+
+impl From<Error> for OpenError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Sqlite(e) => OpenError::Sqlite(e),
+            Error::Pool(e) => OpenError::Pool(e),
         }
     }
 }
@@ -169,22 +210,24 @@ pub fn write<T, E>(
     f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
 ) -> Result<T, E>
 where
-    E: From<rusqlite::Error>,
+    E: From<Error>,
 {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Error::from)?;
     let value = f(&tx)?;
-    tx.commit()?;
+    tx.commit().map_err(Error::from)?;
     Ok(value)
 }
 
 /// A query that succeeds when the database answers (the health check).
-pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-        .map(drop)
+pub fn ping(conn: &Connection) -> Result<()> {
+    conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+    Ok(())
 }
 
 /// Whether `e` is a UNIQUE constraint violation.
-pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(
         e,
         rusqlite::Error::SqliteFailure(f, _)

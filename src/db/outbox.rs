@@ -3,6 +3,7 @@
 //! row is deleted (its body may hold a link); a failed one keeps its
 //! recipient, subject and last error, without the body, until cleanup.
 
+use crate::db::Result;
 use crate::mail::Mail;
 use rusqlite::{Connection, Row, params};
 
@@ -13,7 +14,7 @@ pub struct Queued {
     pub attempts: i64,
 }
 
-pub fn insert(conn: &Connection, mail: &Mail) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, mail: &Mail) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO outbox (id, recipient, subject, text_body, html_body, created_at,
                              attempts, next_attempt_at)
@@ -45,7 +46,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Queued> {
 }
 
 /// Up to `limit` mails due at `now`, oldest first.
-pub fn due(conn: &Connection, now: i64, limit: i64) -> rusqlite::Result<Vec<Queued>> {
+pub fn due(conn: &Connection, now: i64, limit: i64) -> Result<Vec<Queued>> {
     conn.prepare_cached(
         "SELECT id, recipient, subject, text_body, html_body, created_at, attempts
          FROM outbox
@@ -53,23 +54,19 @@ pub fn due(conn: &Connection, now: i64, limit: i64) -> rusqlite::Result<Vec<Queu
          ORDER BY next_attempt_at, created_at, rowid LIMIT ?2",
     )?
     .query_map(params![now, limit], from_row)?
-    .collect()
+    .collect::<rusqlite::Result<_>>()
+    .map_err(Into::into)
 }
 
 /// The mail went out: nothing of it is kept.
-pub fn delete_sent(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+pub fn delete_sent(conn: &Connection, id: &str) -> Result<()> {
     conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
         .execute([id])?;
     Ok(())
 }
 
 /// A failed try; the next one at `next_attempt_at`.
-pub fn postpone(
-    conn: &Connection,
-    id: &str,
-    next_attempt_at: i64,
-    error: &str,
-) -> rusqlite::Result<()> {
+pub fn postpone(conn: &Connection, id: &str, next_attempt_at: i64, error: &str) -> Result<()> {
     conn.prepare_cached(
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
          WHERE id = ?1",
@@ -79,7 +76,7 @@ pub fn postpone(
 }
 
 /// Given up: kept for the operator without its body (which may hold a link).
-pub fn mark_failed(conn: &Connection, id: &str, now: i64, error: &str) -> rusqlite::Result<()> {
+pub fn mark_failed(conn: &Connection, id: &str, now: i64, error: &str) -> Result<()> {
     conn.prepare_cached(
         "UPDATE outbox SET attempts = attempts + 1, failed_at = ?2, last_error = ?3,
                            text_body = '', html_body = ''
@@ -90,27 +87,30 @@ pub fn mark_failed(conn: &Connection, id: &str, now: i64, error: &str) -> rusqli
 }
 
 /// Up to `limit` mails given up on by `before` (for cleanup).
-pub fn delete_failed(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+pub fn delete_failed(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
     conn.prepare_cached(
         "DELETE FROM outbox WHERE id IN
          (SELECT id FROM outbox WHERE failed_at <= ?1 LIMIT ?2)",
     )?
     .execute(params![before, limit])
+    .map_err(Into::into)
 }
 
 /// Mails still to be sent.
-pub fn count_waiting(conn: &Connection) -> rusqlite::Result<i64> {
+pub fn count_waiting(conn: &Connection) -> Result<i64> {
     conn.prepare_cached("SELECT count(*) FROM outbox WHERE failed_at IS NULL")?
         .query_row([], |r| r.get(0))
+        .map_err(Into::into)
 }
 
 /// Each mail's recipient, attempts, failure time and last error (for tests
 /// and the operator).
 #[cfg(test)]
-pub fn all(conn: &Connection) -> rusqlite::Result<Vec<(String, i64, Option<i64>)>> {
+pub fn all(conn: &Connection) -> Result<Vec<(String, i64, Option<i64>)>> {
     conn.prepare("SELECT recipient, attempts, failed_at FROM outbox ORDER BY created_at")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect()
+        .collect::<rusqlite::Result<_>>()
+        .map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The `private_tokens` table. The token itself is a JWT that is never
 //! stored; its row says it is still valid (a revoked token's row is gone).
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +36,7 @@ pub struct NewPrivateToken<'a> {
     pub expires_at: i64,
 }
 
-pub fn insert(conn: &Connection, t: &NewPrivateToken<'_>) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, t: &NewPrivateToken<'_>) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO private_tokens (id, user_id, name, kid, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -45,30 +46,28 @@ pub fn insert(conn: &Connection, t: &NewPrivateToken<'_>) -> rusqlite::Result<()
 }
 
 /// Token `id` if it belongs to `user_id` (the check on every use, too).
-pub fn find_of_user(
-    conn: &Connection,
-    id: &str,
-    user_id: &str,
-) -> rusqlite::Result<Option<PrivateToken>> {
+pub fn find_of_user(conn: &Connection, id: &str, user_id: &str) -> Result<Option<PrivateToken>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM private_tokens WHERE id = ?1 AND user_id = ?2"
     ))?
     .query_row(params![id, user_id], from_row)
     .optional()
+    .map_err(Into::into)
 }
 
 /// The user's tokens, newest first.
-pub fn list_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<PrivateToken>> {
+pub fn list_of_user(conn: &Connection, user_id: &str) -> Result<Vec<PrivateToken>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM private_tokens WHERE user_id = ?1
          ORDER BY created_at DESC, rowid DESC"
     ))?
     .query_map([user_id], from_row)?
-    .collect()
+    .collect::<rusqlite::Result<_>>()
+    .map_err(Into::into)
 }
 
 /// Revokes token `id` of `user_id`.
-pub fn delete_of_user(conn: &Connection, id: &str, user_id: &str) -> rusqlite::Result<bool> {
+pub fn delete_of_user(conn: &Connection, id: &str, user_id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM private_tokens WHERE id = ?1 AND user_id = ?2")?
         .execute(params![id, user_id])?
@@ -76,15 +75,15 @@ pub fn delete_of_user(conn: &Connection, id: &str, user_id: &str) -> rusqlite::R
 }
 
 /// Revokes token `id`, whoever owns it (RFC 7009 revocation by the token).
-pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Connection, id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM private_tokens WHERE id = ?1")?
         .execute([id])?
         > 0)
 }
 
-/// Records use seen since the last flush (see `activity`).
-pub fn touch(conn: &Connection, id: &str, at: i64) -> rusqlite::Result<()> {
+/// Records use seen since the last flush (see `domain::token_use`).
+pub fn touch(conn: &Connection, id: &str, at: i64) -> Result<()> {
     conn.prepare_cached(
         "UPDATE private_tokens SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1",
     )?
@@ -94,12 +93,13 @@ pub fn touch(conn: &Connection, id: &str, at: i64) -> rusqlite::Result<()> {
 
 /// Deletes at most `limit` private tokens that expired at or before `before`, for
 /// the cleanup sweep's small batches; returns how many went.
-pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
     conn.prepare_cached(
         "DELETE FROM private_tokens WHERE id IN
          (SELECT id FROM private_tokens WHERE expires_at <= ?1 LIMIT ?2)",
     )?
     .execute(params![before, limit])
+    .map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! and only while that successor is still the session's current token; any
 //! other reuse ends the session (RFC 9700 §4.14).
 
+use crate::db::Result;
 use crate::domain::ids::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -20,7 +21,7 @@ pub fn insert(
     session_id: &str,
     now: i64,
     expires_at: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4)",
@@ -41,7 +42,7 @@ pub struct RefreshToken {
     pub successor_hash: Option<Vec<u8>>,
 }
 
-pub fn find(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<Option<RefreshToken>> {
+pub fn find(conn: &Connection, hash: &[u8; 32]) -> Result<Option<RefreshToken>> {
     conn.prepare_cached(
         "SELECT r.session_id, s.user_id, s.amr, r.expires_at, r.replaced_at, r.successor_hash
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
@@ -58,6 +59,7 @@ pub fn find(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<Option<Refre
         })
     })
     .optional()
+    .map_err(Into::into)
 }
 
 /// What a refresh with a presented token comes to.
@@ -99,7 +101,7 @@ pub fn refresh(
     next: &Secret,
     policy: Policy,
     now: i64,
-) -> rusqlite::Result<Refreshed> {
+) -> Result<Refreshed> {
     let Some(token) = find(conn, &presented.hash())? else {
         return Ok(Refreshed::Refused);
     };
@@ -135,7 +137,7 @@ pub fn refresh(
         Some(_) if !policy.rotate => Ok(Refreshed::Refused),
         Some(replaced_at) => {
             let is_current =
-                |hash: &[u8; 32]| -> rusqlite::Result<bool> {
+                |hash: &[u8; 32]| -> Result<bool> {
                     Ok(find(conn, hash)?
                         .is_some_and(|t| t.replaced_at.is_none() && t.expires_at > now))
                 };
@@ -161,22 +163,24 @@ pub fn refresh(
 
 /// Deletes at most `limit` refresh tokens that expired at or before `before`, for
 /// the cleanup sweep's small batches; returns how many went.
-pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
     conn.prepare_cached(
         "DELETE FROM refresh_tokens WHERE token_hash IN
          (SELECT token_hash FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
     )?
     .execute(params![before, limit])
+    .map_err(Into::into)
 }
 
 /// Live (current, unexpired) refresh tokens of a session.
 #[cfg(test)]
-pub fn live_count(conn: &Connection, session_id: &str, now: i64) -> rusqlite::Result<i64> {
+pub fn live_count(conn: &Connection, session_id: &str, now: i64) -> Result<i64> {
     conn.prepare_cached(
         "SELECT count(*) FROM refresh_tokens
          WHERE session_id = ?1 AND replaced_at IS NULL AND expires_at > ?2",
     )?
     .query_row(params![session_id, now], |r| r.get(0))
+    .map_err(Into::into)
 }
 
 #[cfg(test)]

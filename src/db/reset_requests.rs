@@ -1,6 +1,7 @@
 //! The `reset_requests` table: forgotten-password requests waiting for the
 //! sender thread (see `domain::email::forgot`).
 
+use crate::db::Result;
 use rusqlite::{Connection, params};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +13,7 @@ pub struct ResetRequest {
     pub requested_at: i64,
 }
 
-pub fn insert(conn: &Connection, r: &ResetRequest) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, r: &ResetRequest) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO reset_requests (id, email_key, address, device, requested_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -28,7 +29,7 @@ pub fn insert(conn: &Connection, r: &ResetRequest) -> rusqlite::Result<()> {
 }
 
 /// The oldest `limit` requests.
-pub fn oldest(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<ResetRequest>> {
+pub fn oldest(conn: &Connection, limit: i64) -> Result<Vec<ResetRequest>> {
     conn.prepare_cached(
         "SELECT id, email_key, address, device, requested_at FROM reset_requests
          ORDER BY requested_at, rowid LIMIT ?1",
@@ -42,10 +43,11 @@ pub fn oldest(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<ResetReques
             requested_at: r.get(4)?,
         })
     })?
-    .collect()
+    .collect::<rusqlite::Result<_>>()
+    .map_err(Into::into)
 }
 
-pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+pub fn delete(conn: &Connection, id: &str) -> Result<()> {
     conn.prepare_cached("DELETE FROM reset_requests WHERE id = ?1")?
         .execute([id])?;
     Ok(())

@@ -1,5 +1,6 @@
 //! The `sessions` table: one row per login.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// A session as listed to its user.
@@ -30,7 +31,7 @@ pub struct NewSession<'a> {
     pub expires_at: i64,
 }
 
-pub fn insert(conn: &Connection, s: &NewSession<'_>) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, s: &NewSession<'_>) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO sessions (id, user_id, user_agent, created_at, last_used_at, expires_at, amr)
          VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
@@ -48,38 +49,40 @@ pub fn insert(conn: &Connection, s: &NewSession<'_>) -> rusqlite::Result<()> {
 
 /// Whether session `id` of `user_id` still exists: the check that makes
 /// latchkey refuse the access tokens of an ended session (ASVS 7.4.1).
-pub fn is_live(conn: &Connection, id: &str, user_id: &str) -> rusqlite::Result<bool> {
+pub fn is_live(conn: &Connection, id: &str, user_id: &str) -> Result<bool> {
     conn.prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND user_id = ?2")?
         .exists(params![id, user_id])
+        .map_err(Into::into)
 }
 
 /// The user's unexpired sessions, newest first.
-pub fn list_of_user(conn: &Connection, user_id: &str, now: i64) -> rusqlite::Result<Vec<Session>> {
+pub fn list_of_user(conn: &Connection, user_id: &str, now: i64) -> Result<Vec<Session>> {
     conn.prepare_cached(
         "SELECT id, user_agent, created_at, last_used_at FROM sessions
          WHERE user_id = ?1 AND expires_at > ?2
          ORDER BY created_at DESC, rowid DESC",
     )?
     .query_map(params![user_id, now], from_row)?
-    .collect()
+    .collect::<rusqlite::Result<_>>()
+    .map_err(Into::into)
 }
 
 /// A rotation moved the session's horizon.
-pub fn extend(conn: &Connection, id: &str, now: i64, expires_at: i64) -> rusqlite::Result<()> {
+pub fn extend(conn: &Connection, id: &str, now: i64, expires_at: i64) -> Result<()> {
     conn.prepare_cached("UPDATE sessions SET last_used_at = ?2, expires_at = ?3 WHERE id = ?1")?
         .execute(params![id, now, expires_at])?;
     Ok(())
 }
 
-/// Records use seen since the last flush (see `activity`); never moves back.
-pub fn touch(conn: &Connection, id: &str, at: i64) -> rusqlite::Result<()> {
+/// Records use seen since the last flush (see `domain::token_use`); never moves back.
+pub fn touch(conn: &Connection, id: &str, at: i64) -> Result<()> {
     conn.prepare_cached("UPDATE sessions SET last_used_at = max(last_used_at, ?2) WHERE id = ?1")?
         .execute(params![id, at])?;
     Ok(())
 }
 
 /// Ends session `id` if it belongs to `user_id`.
-pub fn delete_of_user(conn: &Connection, id: &str, user_id: &str) -> rusqlite::Result<bool> {
+pub fn delete_of_user(conn: &Connection, id: &str, user_id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM sessions WHERE id = ?1 AND user_id = ?2")?
         .execute(params![id, user_id])?
@@ -87,7 +90,7 @@ pub fn delete_of_user(conn: &Connection, id: &str, user_id: &str) -> rusqlite::R
 }
 
 /// Ends one session; its refresh tokens go with it (ON DELETE CASCADE).
-pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Connection, id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM sessions WHERE id = ?1")?
         .execute([id])?
@@ -103,10 +106,7 @@ pub struct Ended {
 }
 
 /// Ends the session of a refresh token, if it has one.
-pub fn delete_by_refresh_token(
-    conn: &Connection,
-    hash: &[u8; 32],
-) -> rusqlite::Result<Option<Ended>> {
+pub fn delete_by_refresh_token(conn: &Connection, hash: &[u8; 32]) -> Result<Option<Ended>> {
     conn.prepare_cached(
         "DELETE FROM sessions WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = ?1)
          RETURNING id, user_id",
@@ -117,23 +117,25 @@ pub fn delete_by_refresh_token(
             user_id: r.get(1)?,
         })
     })
-    .optional()
+    .optional().map_err(Into::into)
 }
 
 /// Ends every session of a user; returns how many.
-pub fn delete_all_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<usize> {
+pub fn delete_all_of_user(conn: &Connection, user_id: &str) -> Result<usize> {
     conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
         .execute([user_id])
+        .map_err(Into::into)
 }
 
 /// Deletes at most `limit` sessions that expired at or before `before`, for
 /// the cleanup sweep's small batches; returns how many went.
-pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
     conn.prepare_cached(
         "DELETE FROM sessions WHERE id IN
          (SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
     )?
     .execute(params![before, limit])
+    .map_err(Into::into)
 }
 
 #[cfg(test)]

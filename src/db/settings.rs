@@ -1,6 +1,7 @@
 //! The `settings` table: small named values shared by the service and the
 //! command line.
 
+use crate::db::Result;
 use crate::domain::ids;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -16,13 +17,14 @@ pub const JWKS_MAX_AGE: &str = "jwks_max_age";
 /// cleanup` prunes as the service would.
 pub const AUDIT_RETENTION: &str = "audit_retention";
 
-pub fn get_i64(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+pub fn get_i64(conn: &Connection, name: &str) -> Result<Option<i64>> {
     conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")?
         .query_row([name], |r| r.get(0))
         .optional()
+        .map_err(Into::into)
 }
 
-pub fn set_i64(conn: &Connection, name: &str, value: i64) -> rusqlite::Result<()> {
+pub fn set_i64(conn: &Connection, name: &str, value: i64) -> Result<()> {
     conn.prepare_cached("INSERT OR REPLACE INTO settings (name, value) VALUES (?1, ?2)")?
         .execute(params![name, value])?;
     Ok(())
@@ -30,11 +32,12 @@ pub fn set_i64(conn: &Connection, name: &str, value: i64) -> rusqlite::Result<()
 
 /// The 32-byte secret `name`, made on first use. Call inside a write
 /// transaction so two processes agree on one value.
-pub fn secret(conn: &Connection, name: &str) -> rusqlite::Result<Vec<u8>> {
+pub fn secret(conn: &Connection, name: &str) -> Result<Vec<u8>> {
     conn.prepare_cached("INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)")?
         .execute(params![name, &ids::random_bytes::<32>()[..]])?;
     conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")?
         .query_row([name], |r| r.get(0))
+        .map_err(Into::into)
 }
 
 #[cfg(test)]

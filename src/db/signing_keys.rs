@@ -1,6 +1,7 @@
 //! The `signing_keys` table: Ed25519 key pairs as PKCS#8 documents, when each
 //! signs (`signs_at` until `retired_at`), and when a retired key may be dropped.
 
+use crate::db::Result;
 use rusqlite::{Connection, Row, params};
 
 #[derive(Clone)]
@@ -46,7 +47,7 @@ pub fn insert(
     pkcs8: &[u8],
     created_at: i64,
     signs_at: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO signing_keys (kid, private_pkcs8, created_at, signs_at)
          VALUES (?1, ?2, ?3, ?4)",
@@ -56,7 +57,7 @@ pub fn insert(
 }
 
 /// Every key, newest first, with its drop time.
-pub fn all(conn: &Connection, window: Window) -> rusqlite::Result<Vec<StoredKey>> {
+pub fn all(conn: &Connection, window: Window) -> Result<Vec<StoredKey>> {
     conn.prepare_cached(
         "SELECT k.kid, k.private_pkcs8, k.created_at, k.signs_at, k.retired_at,
                 CASE WHEN k.retired_at IS NULL THEN NULL ELSE max(
@@ -68,12 +69,13 @@ pub fn all(conn: &Connection, window: Window) -> rusqlite::Result<Vec<StoredKey>
          ORDER BY k.created_at DESC, k.rowid DESC",
     )?
     .query_map(params![window.access, window.leeway], from_row)?
-    .collect()
+    .collect::<rusqlite::Result<_>>()
+    .map_err(Into::into)
 }
 
 /// Keys still published at `now`: every key but retired ones whose tokens
 /// have all expired.
-pub fn published(conn: &Connection, now: i64, window: Window) -> rusqlite::Result<Vec<StoredKey>> {
+pub fn published(conn: &Connection, now: i64, window: Window) -> Result<Vec<StoredKey>> {
     let mut keys = all(conn, window)?;
     keys.retain(|k| k.drop_after.is_none_or(|t| t > now));
     Ok(keys)
@@ -81,31 +83,34 @@ pub fn published(conn: &Connection, now: i64, window: Window) -> rusqlite::Resul
 
 /// Every key but `keep` stops signing at `at` (or earlier, if it already
 /// does): `keep` is the one that signs from then on.
-pub fn retire_others(conn: &Connection, keep: &str, at: i64) -> rusqlite::Result<usize> {
+pub fn retire_others(conn: &Connection, keep: &str, at: i64) -> Result<usize> {
     conn.prepare_cached(
         "UPDATE signing_keys SET retired_at = ?2
          WHERE kid <> ?1 AND (retired_at IS NULL OR retired_at > ?2)",
     )?
     .execute(params![keep, at])
+    .map_err(Into::into)
 }
 
 /// `kid` signs from `at` (or from its own earlier start) with no end.
-pub fn sign_from(conn: &Connection, kid: &str, at: i64) -> rusqlite::Result<usize> {
+pub fn sign_from(conn: &Connection, kid: &str, at: i64) -> Result<usize> {
     conn.prepare_cached(
         "UPDATE signing_keys SET signs_at = min(signs_at, ?2), retired_at = NULL
          WHERE kid = ?1",
     )?
     .execute(params![kid, at])
+    .map_err(Into::into)
 }
 
 /// Deletes one key; returns how many rows went (0 or 1).
-pub fn delete(conn: &Connection, kid: &str) -> rusqlite::Result<usize> {
+pub fn delete(conn: &Connection, kid: &str) -> Result<usize> {
     conn.prepare_cached("DELETE FROM signing_keys WHERE kid = ?1")?
         .execute([kid])
+        .map_err(Into::into)
 }
 
 /// Deletes retired keys past their drop time; returns how many.
-pub fn delete_dropped(conn: &Connection, now: i64, window: Window) -> rusqlite::Result<usize> {
+pub fn delete_dropped(conn: &Connection, now: i64, window: Window) -> Result<usize> {
     let mut removed = 0;
     for key in all(conn, window)? {
         if key.drop_after.is_some_and(|t| t <= now) {

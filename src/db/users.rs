@@ -1,5 +1,6 @@
 //! The `users` table.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
@@ -65,7 +66,7 @@ pub struct NewUser<'a> {
     pub now: i64,
 }
 
-pub fn insert(conn: &Connection, u: &NewUser<'_>) -> rusqlite::Result<Result<(), EmailTaken>> {
+pub fn insert(conn: &Connection, u: &NewUser<'_>) -> Result<Result<(), EmailTaken>> {
     let result = conn
         .prepare_cached(
             "INSERT INTO users (id, email, email_key, password_hash, name, first_name,
@@ -85,30 +86,33 @@ pub fn insert(conn: &Connection, u: &NewUser<'_>) -> rusqlite::Result<Result<(),
     match result {
         Ok(_) => Ok(Ok(())),
         Err(e) if super::is_unique_violation(&e) => Ok(Err(EmailTaken)),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
-pub fn find_by_email_key(conn: &Connection, key: &str) -> rusqlite::Result<Option<User>> {
+pub fn find_by_email_key(conn: &Connection, key: &str) -> Result<Option<User>> {
     conn.prepare_cached(&format!("{SELECT} WHERE u.email_key = ?1"))?
         .query_row([key], from_row)
         .optional()
+        .map_err(Into::into)
 }
 
 /// Every user, oldest first (for `latchkey users list`).
-pub fn list(conn: &Connection) -> rusqlite::Result<Vec<User>> {
+pub fn list(conn: &Connection) -> Result<Vec<User>> {
     conn.prepare(&format!("{SELECT} ORDER BY u.created_at, u.rowid"))?
         .query_map([], from_row)?
-        .collect()
+        .collect::<rusqlite::Result<_>>()
+        .map_err(Into::into)
 }
 
-pub fn find(conn: &Connection, id: &str) -> rusqlite::Result<Option<User>> {
+pub fn find(conn: &Connection, id: &str) -> Result<Option<User>> {
     conn.prepare_cached(&format!("{SELECT} WHERE u.id = ?1"))?
         .query_row([id], from_row)
         .optional()
+        .map_err(Into::into)
 }
 
-pub fn update_names(conn: &Connection, id: &str, names: &Names, now: i64) -> rusqlite::Result<()> {
+pub fn update_names(conn: &Connection, id: &str, names: &Names, now: i64) -> Result<()> {
     conn.prepare_cached(
         "UPDATE users SET name = ?2, first_name = ?3, last_name = ?4, updated_at = ?5
          WHERE id = ?1",
@@ -124,7 +128,7 @@ pub fn update_names(conn: &Connection, id: &str, names: &Names, now: i64) -> rus
 }
 
 /// A mailed link proved the current address.
-pub fn set_verified(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn set_verified(conn: &Connection, id: &str, now: i64) -> Result<()> {
     conn.prepare_cached("UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
@@ -136,7 +140,7 @@ pub fn set_pending_email(
     id: &str,
     pending: Option<&str>,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.prepare_cached("UPDATE users SET pending_email = ?2, updated_at = ?3 WHERE id = ?1")?
         .execute(params![id, pending, now])?;
     Ok(())
@@ -149,7 +153,7 @@ pub fn apply_email_change(
     email: &str,
     email_key: &str,
     now: i64,
-) -> rusqlite::Result<Result<(), EmailTaken>> {
+) -> Result<Result<(), EmailTaken>> {
     let result = conn
         .prepare_cached(
             "UPDATE users SET email = ?2, email_key = ?3, email_verified = 1,
@@ -160,19 +164,19 @@ pub fn apply_email_change(
     match result {
         Ok(_) => Ok(Ok(())),
         Err(e) if super::is_unique_violation(&e) => Ok(Err(EmailTaken)),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Marks the user as changed now (a new password or picture).
-pub fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn touch(conn: &Connection, id: &str, now: i64) -> Result<()> {
     conn.prepare_cached("UPDATE users SET updated_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
 }
 
 /// Deletes the user; sessions, tokens and picture go with it (ON DELETE CASCADE).
-pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Connection, id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM users WHERE id = ?1")?
         .execute([id])?
@@ -182,7 +186,7 @@ pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
 /// Recomputes every `email_key` with `key` (a migration that changed the
 /// key's rules). A user whose new key another account already holds keeps
 /// the old one, with a warning: both accounts keep working, neither is merged.
-pub fn rekey_emails(conn: &Connection, key: fn(&str) -> String) -> rusqlite::Result<()> {
+pub fn rekey_emails(conn: &Connection, key: fn(&str) -> String) -> Result<()> {
     let users: Vec<(String, String, String)> = conn
         .prepare("SELECT id, email, email_key FROM users")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -199,7 +203,7 @@ pub fn rekey_emails(conn: &Connection, key: fn(&str) -> String) -> rusqlite::Res
 
 /// Replaces the stored hash (a rehash at new parameters, or a new password:
 /// the caller ends the sessions in that case).
-pub fn update_password_hash(conn: &Connection, id: &str, hash: &str) -> rusqlite::Result<()> {
+pub fn update_password_hash(conn: &Connection, id: &str, hash: &str) -> Result<()> {
     conn.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
         .execute(params![id, hash])?;
     Ok(())

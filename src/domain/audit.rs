@@ -10,14 +10,13 @@
 use crate::app::App;
 use crate::clock;
 use crate::db::{
-    self,
+    self, Connection,
     audit_events::{self, NewEvent},
 };
 use crate::domain::accounts::Client;
 use crate::domain::{ids, throttle, validate};
 use crate::error::ApiError;
 use ring::hmac;
-use rusqlite::Connection;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -199,7 +198,7 @@ impl<'a> Entry<'a> {
 
 /// Appends `entry` on `conn`, which should be the caller's write
 /// transaction. `App::record` also counts it in the metrics.
-pub fn record(conn: &Connection, entry: &Entry<'_>) -> rusqlite::Result<()> {
+pub fn record(conn: &Connection, entry: &Entry<'_>) -> db::Result<()> {
     let id = ids::uuid();
     let address = entry.origin.address.map(|a| a.to_string());
     let detail = entry.detail.as_ref().map(Value::to_string);

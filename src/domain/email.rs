@@ -10,13 +10,13 @@
 
 use crate::db::email_tokens::{self, NewLink, Purpose};
 use crate::db::reset_requests::{self, ResetRequest};
+use crate::db::{self, Connection};
 use crate::db::{sessions, users};
 use crate::domain::ids::{self, Secret};
 use crate::domain::validate;
 use crate::error::ApiError;
 use crate::mail;
 use crate::mail::compose::{self, Composed, Details};
-use rusqlite::Connection;
 
 /// Where links point and how long they work.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ fn new_link(
     purpose: Purpose,
     email: &str,
     now: i64,
-) -> rusqlite::Result<String> {
+) -> db::Result<String> {
     let token = Secret::generate();
     let ttl = match purpose {
         Purpose::Reset => links.reset_ttl,
@@ -78,7 +78,7 @@ pub fn send_verification(
     user: &users::User,
     details: &Details,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> db::Result<()> {
     let url = new_link(conn, links, &user.id, Purpose::Verify, &user.email, now)?;
     let m = compose::verify(&user.name, url, links.verify_ttl, details);
     mail::queue(conn, &user.email, m, now)
@@ -88,12 +88,7 @@ pub fn send_verification(
 /// answer costs the same whether or not the address has an account (no
 /// lookup, one insert). The sender thread turns it into a reset link with
 /// `answer_forgot`.
-pub fn forgot(
-    conn: &Connection,
-    email_key: &str,
-    details: &Details,
-    now: i64,
-) -> rusqlite::Result<()> {
+pub fn forgot(conn: &Connection, email_key: &str, details: &Details, now: i64) -> db::Result<()> {
     reset_requests::insert(
         conn,
         &ResetRequest {
@@ -113,7 +108,7 @@ pub fn answer_forgot(
     links: &Links,
     request: &ResetRequest,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> db::Result<()> {
     reset_requests::delete(conn, &request.id)?;
     let Some(user) = users::find_by_email_key(conn, &request.email_key)? else {
         return Ok(());
@@ -133,7 +128,7 @@ pub fn answer_all_forgot(
     conn: &mut Connection,
     links: &Links,
     now: &dyn Fn() -> i64,
-) -> rusqlite::Result<()> {
+) -> db::Result<()> {
     loop {
         let waiting = reset_requests::oldest(conn, 20)?;
         if waiting.is_empty() {
@@ -154,7 +149,7 @@ pub fn request_change(
     new_address: &str,
     details: &Details,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> db::Result<()> {
     users::set_pending_email(conn, &user.id, Some(new_address), now)?;
     let url = new_link(conn, links, &user.id, Purpose::Change, new_address, now)?;
     let m = compose::confirm_change(&user.name, new_address, url, links.verify_ttl, details);
@@ -237,7 +232,7 @@ pub fn notice_password_changed(
     reset: bool,
     details: &Details,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> db::Result<()> {
     let m = compose::password_changed(&user.name, reset, details);
     mail::queue(conn, &user.email, m, now)
 }
@@ -249,7 +244,7 @@ pub fn notice_token_created(
     expires_at: i64,
     details: &Details,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> db::Result<()> {
     let m: Composed = compose::token_created(
         &user.name,
         token_name,

@@ -3,9 +3,8 @@
 //! `FLUSH_SECONDS`, and at shutdown), so that using a token is never a
 //! database write on the request path.
 
-use crate::db::{self, private_tokens, sessions};
+use crate::db::{self, Connection, token_uses};
 use crate::locks::Unpoisoned;
-use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -23,11 +22,11 @@ pub enum Kind {
 }
 
 #[derive(Default)]
-pub struct Activity {
+pub struct TokenUse {
     pending: Mutex<HashMap<(Kind, String), i64>>,
 }
 
-impl Activity {
+impl TokenUse {
     pub fn record(&self, kind: Kind, id: &str, at: i64) {
         let mut pending = self.pending.lock().unpoisoned();
         if let Some(seen) = pending.get_mut(&(kind, id.to_string())) {
@@ -45,20 +44,19 @@ impl Activity {
 
     /// Writes what was gathered; returns how many rows it touched. On a
     /// failure the uses are put back for the next flush.
-    pub fn flush(&self, conn: &mut Connection) -> rusqlite::Result<usize> {
+    pub fn flush(&self, conn: &mut Connection) -> db::Result<usize> {
         let taken = std::mem::take(&mut *self.pending.lock().unpoisoned());
         if taken.is_empty() {
             return Ok(0);
         }
-        let written = db::write(conn, |tx| {
-            for ((kind, id), at) in &taken {
-                match kind {
-                    Kind::Session => sessions::touch(tx, id, *at)?,
-                    Kind::PrivateToken => private_tokens::touch(tx, id, *at)?,
-                }
-            }
-            Ok::<_, rusqlite::Error>(taken.len())
-        });
+        let of = |wanted: Kind| -> Vec<(&str, i64)> {
+            taken
+                .iter()
+                .filter(|((kind, _), _)| *kind == wanted)
+                .map(|((_, id), at)| (id.as_str(), *at))
+                .collect()
+        };
+        let written = token_uses::write(conn, &of(Kind::Session), &of(Kind::PrivateToken));
         if written.is_err() {
             for ((kind, id), at) in taken {
                 self.record(kind, &id, at);
@@ -82,12 +80,12 @@ mod tests {
              VALUES ('s1', 'u1', 1, 1, 999);",
         )
         .unwrap();
-        let activity = Activity::default();
-        activity.record(Kind::Session, "s1", 30);
-        activity.record(Kind::Session, "s1", 20);
-        assert_eq!(activity.pending(Kind::Session, "s1"), Some(30));
-        assert_eq!(activity.flush(&mut conn).unwrap(), 1);
-        assert_eq!(activity.pending(Kind::Session, "s1"), None);
+        let uses = TokenUse::default();
+        uses.record(Kind::Session, "s1", 30);
+        uses.record(Kind::Session, "s1", 20);
+        assert_eq!(uses.pending(Kind::Session, "s1"), Some(30));
+        assert_eq!(uses.flush(&mut conn).unwrap(), 1);
+        assert_eq!(uses.pending(Kind::Session, "s1"), None);
         let stored: i64 = conn
             .query_row(
                 "SELECT last_used_at FROM sessions WHERE id = 's1'",
@@ -96,6 +94,6 @@ mod tests {
             )
             .unwrap();
         assert_eq!(stored, 30);
-        assert_eq!(activity.flush(&mut conn).unwrap(), 0);
+        assert_eq!(uses.flush(&mut conn).unwrap(), 0);
     }
 }

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::jwt_provider;
 use crate::domain::keys::{Jwk, Jwks, SigningKey};
 
-/// The contract caps `--leeway` at 60 s; verification enforces the cap too.
-const MAX_LEEWAY: u64 = 60;
+/// The contract caps `--leeway` at 60 s: the flag's bound, verification's cap,
+/// and how long cleanup keeps an expired private token.
+pub const MAX_LEEWAY: u64 = 60;
 
 /// Far longer than any token latchkey mints (about 500 bytes); refusing
 /// bigger input up front bounds the work an anonymous caller can cause.

@@ -11,12 +11,12 @@ pub mod settings;
 pub use delivery::Mail;
 
 use crate::db::outbox;
+use crate::db::{self, Connection};
 use crate::domain::ids;
 use compose::Composed;
-use rusqlite::Connection;
 
 /// Queues `mail` for `to`; call inside the caller's write transaction.
-pub fn queue(conn: &Connection, to: &str, mail: Composed, now: i64) -> rusqlite::Result<()> {
+pub fn queue(conn: &Connection, to: &str, mail: Composed, now: i64) -> db::Result<()> {
     outbox::insert(
         conn,
         &Mail {

@@ -6,8 +6,7 @@
 
 use super::Mail;
 use super::delivery::Failure;
-use crate::db::{self, outbox};
-use rusqlite::Connection;
+use crate::db::{self, Connection, outbox};
 
 /// Tries per mail before it is marked failed. With `delay`, the last try
 /// comes about five hours after the first: a relay's maintenance window.
@@ -38,7 +37,7 @@ pub fn pass(
     now: &dyn Fn() -> i64,
     stop: &dyn Fn() -> bool,
     deliver: &dyn Fn(&Mail) -> Result<String, Failure>,
-) -> rusqlite::Result<Pass> {
+) -> db::Result<Pass> {
     let mut done = Pass::default();
     loop {
         let due = outbox::due(conn, now(), BATCH)?;

@@ -55,7 +55,7 @@ pub fn start(app: Arc<App>) -> std::io::Result<Background> {
     };
     type Body = fn(&App, &Stop);
     let bodies = [
-        ("keys", keys_and_activity as Body),
+        ("keys", keys_and_token_use as Body),
         ("cleanup", cleanup),
         ("mail", send_mail),
     ];
@@ -86,7 +86,7 @@ impl Background {
     }
 }
 
-fn keys_and_activity(app: &App, stop: &Stop) {
+fn keys_and_token_use(app: &App, stop: &Stop) {
     let flush_every = Duration::from_secs(crate::domain::token_use::FLUSH_SECONDS);
     let mut flushed = Instant::now();
     while !stop.wait(Duration::from_secs(key_ring::RELOAD_SECONDS)) {
@@ -104,7 +104,7 @@ fn keys_and_activity(app: &App, stop: &Stop) {
 fn flush(app: &App) {
     match app.db.get() {
         Ok(mut conn) => {
-            if let Err(e) = app.activity.flush(&mut conn) {
+            if let Err(e) = app.token_use.flush(&mut conn) {
                 log::error!("recording token use: {e}");
             }
         }

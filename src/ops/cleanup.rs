@@ -9,6 +9,7 @@ use crate::db::{
     self, Connection, audit_events, device_tokens, email_tokens, mfa_tokens, outbox,
     private_tokens, refresh_tokens, sessions, signing_keys,
 };
+use crate::domain::tokens::MAX_LEEWAY;
 use std::time::{Duration, Instant};
 
 /// Rows per transaction: a few milliseconds of work.
@@ -17,10 +18,6 @@ const BATCH: i64 = 500;
 /// The shortest rest between batches, for other writers (SQLite's busy
 /// handler retries after 1, 2, 5 … ms, so a waiting request gets in).
 const PAUSE: Duration = Duration::from_millis(10);
-
-/// Private tokens are kept this long past `exp`, the longest leeway, so a
-/// token is never refused as revoked while it would still verify.
-const MAX_LEEWAY: i64 = 60;
 
 /// A mail the sender gave up on stays in the outbox this long (without its
 /// body), so an operator can see what failed and why.
@@ -90,7 +87,14 @@ fn sweep_batches(
     let mut removed = Removed {
         refresh_tokens: in_batches(conn, refresh_tokens::delete_expired, now, stop)?,
         sessions: in_batches(conn, sessions::delete_expired, now, stop)?,
-        private_tokens: in_batches(conn, private_tokens::delete_expired, now - MAX_LEEWAY, stop)?,
+        // Kept past `exp` for the longest leeway, so a token is never
+        // refused as revoked while it would still verify.
+        private_tokens: in_batches(
+            conn,
+            private_tokens::delete_expired,
+            now.saturating_sub_unsigned(MAX_LEEWAY),
+            stop,
+        )?,
         audit_events: in_batches(
             conn,
             audit_events::delete_expired,
@@ -146,7 +150,6 @@ fn in_batches(
 mod tests {
     use super::*;
     use crate::db::{add_test_user, test_connection};
-    use rusqlite::params;
 
     #[test]
     fn expired_rows_go_and_live_ones_stay() {
@@ -173,7 +176,7 @@ mod tests {
             conn.execute(
                 "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
                  VALUES (?1, 'live', 0, ?2)",
-                params![&i.to_be_bytes()[..], expires],
+                (&i.to_be_bytes()[..], expires),
             )
             .unwrap();
         }

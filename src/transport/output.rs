@@ -271,21 +271,7 @@ fn http_date(now: SystemTime) -> String {
         .map_or(0, |since| since.as_secs());
     let days = seconds / 86_400;
     let (hour, minute, second) = (seconds % 86_400 / 3600, seconds % 3600 / 60, seconds % 60);
-    // Days to a civil date, after Howard Hinnant's `civil_from_days` (epoch 0000-03-01).
-    let shifted = days + 719_468;
-    let era = shifted / 146_097;
-    let day_of_era = shifted % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    let (year, month, day) = crate::clock::civil_from_days(i64::try_from(days).unwrap_or(0));
     format!(
         "{}, {day:02} {} {year} {hour:02}:{minute:02}:{second:02} GMT",
         WEEKDAYS[(days % 7) as usize],

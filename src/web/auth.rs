@@ -68,14 +68,14 @@ pub fn caller(app: &App, request: &Request) -> Result<Caller, ApiError> {
             if !sessions::is_live(&conn, &session_id, &claims.sub)? {
                 return Err(ApiError::TokenNotValid);
             }
-            app.activity.record(Kind::Session, &session_id, now);
+            app.token_use.record(Kind::Session, &session_id, now);
             Credential::Session(session_id)
         }
         TokenKind::Private => {
             if private_tokens::find_of_user(&conn, &claims.jti, &claims.sub)?.is_none() {
                 return Err(ApiError::TokenNotValid);
             }
-            app.activity.record(Kind::PrivateToken, &claims.jti, now);
+            app.token_use.record(Kind::PrivateToken, &claims.jti, now);
             Credential::PrivateToken(claims.jti)
         }
     };

@@ -29,9 +29,14 @@ pub fn json<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
 }
 
 fn is_json(content_type: Option<&str>) -> bool {
-    content_type
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+    content_type.is_some_and(|ct| is_media_type(ct, "application/json"))
+}
+
+/// Whether a Content-Type header names the media type `expected` (lower
+/// case), whatever its parameters; media types are case-insensitive.
+pub fn is_media_type(content_type: &str, expected: &str) -> bool {
+    let mime = content_type.split(';').next().unwrap_or("");
+    mime.trim().eq_ignore_ascii_case(expected)
 }
 
 /// The raw body, refused past `limit` bytes.

@@ -90,8 +90,7 @@ pub fn body_limit(max_image_bytes: usize) -> usize {
 /// Whether a Content-Type names `multipart/form-data`, for choosing between
 /// the JSON and the multipart reading of a body.
 pub fn is_multipart(content_type: &str) -> bool {
-    let mime = content_type.split(';').next().unwrap_or("");
-    mime.trim().eq_ignore_ascii_case("multipart/form-data")
+    crate::web::http::is_media_type(content_type, "multipart/form-data")
 }
 
 /// Parses a `multipart/form-data` body; `content_type` is the request's

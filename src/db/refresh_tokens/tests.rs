@@ -1,6 +1,7 @@
 //! Unit and property tests of the refresh state machine on an in-memory database.
 
 use super::*;
+use crate::db::Result;
 use crate::db::{add_test_user, sessions, test_connection};
 use proptest::prelude::*;
 
@@ -18,7 +19,7 @@ fn refresh(
     secret: &[u8],
     policy: Policy,
     now: i64,
-) -> rusqlite::Result<Refreshed> {
+) -> Result<Refreshed> {
     super::refresh(conn, presented, &presented.successor(secret), policy, now)
 }
 

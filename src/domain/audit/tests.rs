@@ -155,7 +155,7 @@ fn timing_login_with_and_without_its_event() {
                     .session(&session_id);
                 record(tx, &entry)?;
             }
-            Ok::<_, rusqlite::Error>(())
+            Ok::<_, crate::db::Error>(())
         })
         .unwrap();
     };

@@ -57,7 +57,7 @@ struct TokenList {
 impl TokenView {
     fn new(app: &App, t: private_tokens::PrivateToken) -> TokenView {
         let pending = app
-            .activity
+            .token_use
             .pending(crate::domain::token_use::Kind::PrivateToken, &t.id);
         TokenView {
             last_used_at: t.last_used_at.max(pending).map(clock::rfc3339),

@@ -183,7 +183,7 @@ struct RefreshResponse {
 pub fn refresh(app: &App, request: &Request) -> Result<Response, ApiError> {
     let token = http::json::<RefreshRequest>(request)?.validate()?;
     let renewed = accounts::refresh(app, &auth::client(app, request), &token)?;
-    app.activity
+    app.token_use
         .record(Kind::Session, &renewed.session_id, clock::now());
     let access_token = auth::access_token(app, &renewed.user_id, &renewed.session_id, &renewed.amr);
     Ok(http::token_response(
@@ -250,7 +250,7 @@ pub fn list_sessions(app: &App, request: &Request) -> Result<Response, ApiError>
     let sessions = rows
         .into_iter()
         .map(|s| {
-            let pending = app.activity.pending(Kind::Session, &s.id).unwrap_or(0);
+            let pending = app.token_use.pending(Kind::Session, &s.id).unwrap_or(0);
             SessionView {
                 current: s.id == current,
                 last_used_at: clock::rfc3339(s.last_used_at.max(pending)),
@@ -294,12 +294,9 @@ struct Empty {}
 /// The body of a revocation: JSON as the contract has it, or the
 /// form-encoded `token=…` that RFC 7009 §2.1 clients send.
 fn revoke_body(request: &Request) -> Result<RevokeRequest, ApiError> {
-    let form = request.header("Content-Type").is_some_and(|ct| {
-        ct.split(';').next().is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-    });
+    let form = request
+        .header("Content-Type")
+        .is_some_and(|ct| http::is_media_type(ct, "application/x-www-form-urlencoded"));
     if !form {
         return http::json(request);
     }

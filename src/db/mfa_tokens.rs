@@ -1,6 +1,7 @@
 //! The `mfa_tokens` table: the pending second step of a login (see
 //! `handlers::mfa::log_in_mfa`).
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Wrong codes after which an MFA token is spent.
@@ -15,7 +16,7 @@ pub struct NewMfaToken<'a> {
     pub expires_at: i64,
 }
 
-pub fn insert(conn: &Connection, t: &NewMfaToken<'_>) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, t: &NewMfaToken<'_>) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO mfa_tokens (token_hash, user_id, address, device_token_hash,
                                  created_at, expires_at)
@@ -40,24 +41,25 @@ pub struct MfaToken {
     pub device_token_hash: Option<Vec<u8>>,
 }
 
-pub fn find(conn: &Connection, hash: &[u8; 32], now: i64) -> rusqlite::Result<Option<MfaToken>> {
-    conn.prepare_cached(
-        "SELECT user_id, address, device_token_hash FROM mfa_tokens
+pub fn find(conn: &Connection, hash: &[u8; 32], now: i64) -> Result<Option<MfaToken>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT user_id, address, device_token_hash FROM mfa_tokens
          WHERE token_hash = ?1 AND expires_at > ?2 AND failures < ?3",
-    )?
-    .query_row(params![&hash[..], now, MAX_FAILURES], |r| {
-        Ok(MfaToken {
-            user_id: r.get(0)?,
-            address: r.get(1)?,
-            device_token_hash: r.get(2)?,
+        )?
+        .query_row(params![&hash[..], now, MAX_FAILURES], |r| {
+            Ok(MfaToken {
+                user_id: r.get(0)?,
+                address: r.get(1)?,
+                device_token_hash: r.get(2)?,
+            })
         })
-    })
-    .optional()
+        .optional()?)
 }
 
 /// Spends the token (a success, or its last allowed failure): `false` if
 /// another request spent it first.
-pub fn delete(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Connection, hash: &[u8; 32]) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM mfa_tokens WHERE token_hash = ?1")?
         .execute([&hash[..]])?
@@ -65,7 +67,7 @@ pub fn delete(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<bool> {
 }
 
 /// Counts a wrong code; the token is spent once it has `MAX_FAILURES`.
-pub fn fail(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<()> {
+pub fn fail(conn: &Connection, hash: &[u8; 32]) -> Result<()> {
     conn.prepare_cached("UPDATE mfa_tokens SET failures = failures + 1 WHERE token_hash = ?1")?
         .execute([&hash[..]])?;
     conn.prepare_cached("DELETE FROM mfa_tokens WHERE token_hash = ?1 AND failures >= ?2")?
@@ -75,18 +77,20 @@ pub fn fail(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<()> {
 
 /// The user's pending logins (the factor was turned off, or the account
 /// changed): none may complete.
-pub fn delete_all_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM mfa_tokens WHERE user_id = ?1")?
-        .execute([user_id])
+pub fn delete_all_of_user(conn: &Connection, user_id: &str) -> Result<usize> {
+    Ok(conn
+        .prepare_cached("DELETE FROM mfa_tokens WHERE user_id = ?1")?
+        .execute([user_id])?)
 }
 
 /// Cleanup: at most `limit` tokens expired by `before`.
-pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "DELETE FROM mfa_tokens WHERE token_hash IN
-         (SELECT token_hash FROM mfa_tokens WHERE expires_at <= ?1 LIMIT ?2)",
-    )?
-    .execute(params![before, limit])
+pub fn delete_expired(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM mfa_tokens WHERE token_hash IN
+             (SELECT token_hash FROM mfa_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![before, limit])?)
 }
 
 #[cfg(test)]

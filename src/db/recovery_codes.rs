@@ -1,15 +1,11 @@
 //! The `recovery_codes` table: a user's single-use recovery codes, stored only
 //! as keyed hashes (see `domain::mfa::RecoveryCode`).
 
+use crate::db::Result;
 use rusqlite::{Connection, params};
 
 /// Replaces the user's codes with these hashes: the old codes stop working.
-pub fn replace(
-    conn: &Connection,
-    user_id: &str,
-    hashes: &[[u8; 32]],
-    now: i64,
-) -> rusqlite::Result<()> {
+pub fn replace(conn: &Connection, user_id: &str, hashes: &[[u8; 32]], now: i64) -> Result<()> {
     delete_all_of_user(conn, user_id)?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO recovery_codes (code_hash, user_id, created_at) VALUES (?1, ?2, ?3)",
@@ -21,16 +17,17 @@ pub fn replace(
 }
 
 /// Spends one code: `true` if it was the user's and unused.
-pub fn take(conn: &Connection, user_id: &str, hash: &[u8; 32]) -> rusqlite::Result<bool> {
+pub fn take(conn: &Connection, user_id: &str, hash: &[u8; 32]) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM recovery_codes WHERE code_hash = ?1 AND user_id = ?2")?
         .execute(params![&hash[..], user_id])?
         > 0)
 }
 
-pub fn delete_all_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM recovery_codes WHERE user_id = ?1")?
-        .execute([user_id])
+pub fn delete_all_of_user(conn: &Connection, user_id: &str) -> Result<usize> {
+    Ok(conn
+        .prepare_cached("DELETE FROM recovery_codes WHERE user_id = ?1")?
+        .execute([user_id])?)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The `totp_factors` table: a user's TOTP secret (on once confirmed), an
 //! enrolment awaiting its first code, and the last time step accepted.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// A user's row: `secret` is the factor in force (on), `pending` an
@@ -22,34 +23,31 @@ impl std::fmt::Debug for Factor {
     }
 }
 
-pub fn find(conn: &Connection, user_id: &str) -> rusqlite::Result<Option<Factor>> {
-    conn.prepare_cached(
-        "SELECT secret, pending_secret, last_step FROM totp_factors WHERE user_id = ?1",
-    )?
-    .query_row([user_id], |r| {
-        Ok(Factor {
-            secret: r.get(0)?,
-            pending: r.get(1)?,
-            last_step: r.get(2)?,
+pub fn find(conn: &Connection, user_id: &str) -> Result<Option<Factor>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT secret, pending_secret, last_step FROM totp_factors WHERE user_id = ?1",
+        )?
+        .query_row([user_id], |r| {
+            Ok(Factor {
+                secret: r.get(0)?,
+                pending: r.get(1)?,
+                last_step: r.get(2)?,
+            })
         })
-    })
-    .optional()
+        .optional()?)
 }
 
 /// Whether the user's second factor is on.
-pub fn is_on(conn: &Connection, user_id: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM totp_factors WHERE user_id = ?1 AND secret IS NOT NULL")?
-        .exists([user_id])
+pub fn is_on(conn: &Connection, user_id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM totp_factors WHERE user_id = ?1 AND secret IS NOT NULL")?
+        .exists([user_id])?)
 }
 
 /// Starts (or restarts) an enrolment: `pending` awaits its first code. A
 /// factor already on stays on until the new one is confirmed.
-pub fn set_pending(
-    conn: &Connection,
-    user_id: &str,
-    pending: &[u8],
-    now: i64,
-) -> rusqlite::Result<()> {
+pub fn set_pending(conn: &Connection, user_id: &str, pending: &[u8], now: i64) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO totp_factors (user_id, pending_secret, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (user_id) DO UPDATE SET pending_secret = ?2",
@@ -60,7 +58,7 @@ pub fn set_pending(
 
 /// Makes the pending secret the factor in force, with `step` (the step of
 /// the code that confirmed it) as the last one accepted.
-pub fn confirm(conn: &Connection, user_id: &str, step: i64, now: i64) -> rusqlite::Result<bool> {
+pub fn confirm(conn: &Connection, user_id: &str, step: i64, now: i64) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "UPDATE totp_factors
@@ -76,7 +74,7 @@ pub fn confirm(conn: &Connection, user_id: &str, step: i64, now: i64) -> rusqlit
 /// `false` means the code is a replay and must be refused. Run in the same
 /// transaction as whatever the code unlocks, so two parallel requests with
 /// one code cannot both succeed.
-pub fn accept_step(conn: &Connection, user_id: &str, step: i64) -> rusqlite::Result<bool> {
+pub fn accept_step(conn: &Connection, user_id: &str, step: i64) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "UPDATE totp_factors SET last_step = ?2
@@ -88,7 +86,7 @@ pub fn accept_step(conn: &Connection, user_id: &str, step: i64) -> rusqlite::Res
 }
 
 /// Turns the factor off (and drops any pending enrolment).
-pub fn delete(conn: &Connection, user_id: &str) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Connection, user_id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM totp_factors WHERE user_id = ?1")?
         .execute([user_id])?

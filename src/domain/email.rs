@@ -261,7 +261,7 @@ pub fn notice_second_factor(
     on: bool,
     details: &Details,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> db::Result<()> {
     let m = compose::second_factor_changed(&user.name, on, details);
     mail::queue(conn, &user.email, m, now)
 }

@@ -176,3 +176,44 @@ CREATE TABLE audit_events (
 ) STRICT;
 CREATE INDEX audit_events_by_user ON audit_events (user_id, seq);
 CREATE INDEX audit_events_by_time ON audit_events (at);
+
+-- A user's TOTP second factor (RFC 6238: SHA-1, 6 digits, 30 s steps). The
+-- factor is on once `secret` is set; `pending_secret` is an enrolment not yet
+-- confirmed with a code. `last_step` is the last time step whose code was
+-- accepted: a code is never accepted for that step or an earlier one again
+-- (RFC 6238 §5.2). The secrets are stored as they are, protected like the
+-- signing keys by the database file's 0600 mode (see the README).
+CREATE TABLE totp_factors (
+    user_id        TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    secret         BLOB,
+    pending_secret BLOB,
+    last_step      INTEGER,
+    created_at     INTEGER NOT NULL,
+    confirmed_at   INTEGER
+) STRICT;
+
+-- Single-use recovery codes, stored only as HMAC-SHA256 under the database's
+-- `recovery_code_key` setting (80+ random bits need no slow hash).
+CREATE TABLE recovery_codes (
+    code_hash  BLOB PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX recovery_codes_by_user ON recovery_codes (user_id);
+
+-- The second step of a login with a second factor: issued after the right
+-- password, bound to the user and the client address, single use, spent
+-- after five wrong codes. Stored only as SHA-256.
+CREATE TABLE mfa_tokens (
+    token_hash BLOB PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    address    TEXT,
+    -- The hash of the device token the password step presented, if it was
+    -- valid: wrong codes then count against it, not against the email.
+    device_token_hash BLOB,
+    failures   INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX mfa_tokens_by_user ON mfa_tokens (user_id);
+CREATE INDEX mfa_tokens_by_expiry ON mfa_tokens (expires_at);

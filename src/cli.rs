@@ -24,6 +24,7 @@ USAGE:
     latchkey users delete EMAIL       delete a user and everything they own
     latchkey users set-password EMAIL set a password read from standard input;
                                       ends the user's sessions
+    latchkey users mfa-off EMAIL      turn off a user's lost second factor
     latchkey audit [--user EMAIL] [--since RFC3339] [--json]
                                       print audit events, oldest first (--json:
                                       one JSON object a line)
@@ -250,6 +251,10 @@ pub enum Command {
         raw: Raw,
         email: String,
     },
+    UsersMfaOff {
+        raw: Raw,
+        email: String,
+    },
     Audit {
         raw: Raw,
         user: Option<String>,
@@ -414,10 +419,14 @@ pub fn parse(
                     raw,
                     email: free(args, "EMAIL")?,
                 },
+                Some("mfa-off") => Command::UsersMfaOff {
+                    raw,
+                    email: free(args, "EMAIL")?,
+                },
                 Some(other) => return Err(UsageError(format!("unknown users command '{other}'"))),
                 None => {
                     return Err(UsageError(
-                        "users needs 'list', 'delete' or 'set-password'".into(),
+                        "users needs 'list', 'delete', 'set-password' or 'mfa-off'".into(),
                     ));
                 }
             }

@@ -5,6 +5,7 @@
 //! echo a password, a token or a SQL message. The cause of an `Internal` error
 //! is logged once, by the router, and never sent.
 
+use crate::domain::ids::Secret;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -23,6 +24,9 @@ pub enum ApiError {
     TokenNotValid,
     TokenExpired,
     InvalidCredentials,
+    /// The right password for an account with a second factor: the body
+    /// carries this single-use token for `POST /login/mfa/`.
+    MfaRequired(Secret),
     PermissionDenied,
     BadRequest,
     HeadersTooLarge,
@@ -32,7 +36,9 @@ pub enum ApiError {
     EmailExists,
     PayloadTooLarge,
     UnsupportedMediaType,
-    TooManyRequests { retry_after: u64 },
+    TooManyRequests {
+        retry_after: u64,
+    },
     Overloaded,
     Internal(String),
 }
@@ -60,7 +66,8 @@ impl ApiError {
             ApiError::NotAuthenticated
             | ApiError::TokenNotValid
             | ApiError::TokenExpired
-            | ApiError::InvalidCredentials => 401,
+            | ApiError::InvalidCredentials
+            | ApiError::MfaRequired(_) => 401,
             ApiError::PermissionDenied | ApiError::EmailNotVerified => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed(_) => 405,
@@ -85,6 +92,7 @@ impl ApiError {
             ApiError::TokenNotValid => "token_not_valid",
             ApiError::TokenExpired => "token_expired",
             ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::MfaRequired(_) => "mfa_required",
             ApiError::PermissionDenied => "permission_denied",
             ApiError::BadRequest | ApiError::HeadersTooLarge => "bad_request",
             ApiError::NotFound => "not_found",
@@ -119,6 +127,9 @@ impl ApiError {
             ApiError::TokenNotValid => "The token is not valid.",
             ApiError::TokenExpired => "The token has expired.",
             ApiError::InvalidCredentials => "The email or password is incorrect.",
+            ApiError::MfaRequired(_) => {
+                "A second factor is required: send a code with the mfa_token to /login/mfa/."
+            }
             ApiError::PermissionDenied => "This token may not perform this action.",
             ApiError::BadRequest => "The request is not well-formed HTTP.",
             ApiError::HeadersTooLarge => "The request headers are too large.",
@@ -144,6 +155,11 @@ impl ApiError {
                 "WWW-Authenticate",
                 "Bearer realm=\"latchkey\", error=\"invalid_token\"".into(),
             )],
+            // It carries a token: RFC 6749 §5.1's caching headers.
+            ApiError::MfaRequired(_) => vec![
+                ("WWW-Authenticate", "Bearer realm=\"latchkey\"".into()),
+                ("Pragma", "no-cache".into()),
+            ],
             ApiError::PermissionDenied | ApiError::EmailNotVerified => vec![(
                 "WWW-Authenticate",
                 "Bearer realm=\"latchkey\", error=\"insufficient_scope\"".into(),
@@ -183,6 +199,14 @@ impl ApiError {
                 ApiError::InvalidRefreshToken => Some("invalid_grant"),
                 _ => None,
             },
+            mfa_token: match self {
+                ApiError::MfaRequired(token) => Some(token.expose()),
+                _ => None,
+            },
+            methods: match self {
+                ApiError::MfaRequired(_) => Some(crate::domain::mfa::METHODS),
+                _ => None,
+            },
         }
     }
 }
@@ -203,6 +227,11 @@ pub struct ErrorBody<'a> {
     pub fields: Option<&'a FieldErrors>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
+    /// Only in `mfa_required`: a token minted for this answer, never an echo.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<&'static [&'static str]>,
 }
 
 impl fmt::Display for ApiError {
@@ -276,6 +305,7 @@ mod tests {
             ApiError::TokenNotValid,
             ApiError::TokenExpired,
             ApiError::InvalidCredentials,
+            ApiError::MfaRequired(Secret::generate()),
         ] {
             assert_eq!(e.status(), 401);
             let headers = e.headers();
@@ -308,6 +338,20 @@ mod tests {
     fn validation_errors_name_their_fields() {
         let body = serde_json::to_value(ApiError::field("email", "is required").body()).unwrap();
         assert_eq!(body["fields"]["email"], "is required");
+    }
+
+    #[test]
+    fn mfa_required_carries_its_token_and_methods_but_hides_it_in_debug() {
+        let token = Secret::generate();
+        let e = ApiError::MfaRequired(token.clone());
+        let body = serde_json::to_value(e.body()).unwrap();
+        assert_eq!(body["mfa_token"], token.expose());
+        assert_eq!(
+            body["methods"],
+            serde_json::json!(["totp", "recovery_code"])
+        );
+        assert!(!format!("{e:?}").contains(token.expose()));
+        assert!(e.headers().contains(&("Pragma", "no-cache".to_string())));
     }
 
     #[test]

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         Command::UsersSetPassword { raw, email } => {
             with_db(&raw, |db| admin::users_set_password(db, &email))
         }
+        Command::UsersMfaOff { raw, email } => with_db(&raw, |db| admin::users_mfa_off(db, &email)),
         Command::Audit {
             raw,
             user,

@@ -7,14 +7,17 @@ pub mod backup;
 pub mod device_tokens;
 pub mod email_tokens;
 pub mod images;
+pub mod mfa_tokens;
 pub mod outbox;
 pub mod private_tokens;
+pub mod recovery_codes;
 pub mod refresh_tokens;
 pub mod reset_requests;
 pub mod sessions;
 pub mod settings;
 pub mod signing_keys;
 pub mod token_uses;
+pub mod totp_factors;
 pub mod users;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -65,7 +68,7 @@ impl From<r2d2::Error> for Error {
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The `PRAGMA user_version` that `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Numbered migrations: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
 /// Each leaves the database as `schema.sql` would make it (a test checks).
@@ -100,6 +103,8 @@ const MIGRATIONS: &[&str] = &[
     // 4 → 5: mail — the outbox, link tokens, reset requests, and the users'
     // address state.
     include_str!("migrations/5_mail.sql"),
+    // 5 → 6: the second factor (TOTP, recovery codes, the login's MFA step).
+    include_str!("migrations/6_second_factor.sql"),
 ];
 
 /// The version whose migration changed the email key to NFKC + case fold;

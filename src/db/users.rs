@@ -19,6 +19,8 @@ pub struct User {
     pub email_verified: bool,
     /// An email change awaiting confirmation.
     pub pending_email: Option<String>,
+    /// Whether a second factor is on.
+    pub mfa_enabled: bool,
 }
 
 /// The name fields, as stored.
@@ -34,7 +36,8 @@ pub struct Names {
 pub struct EmailTaken;
 
 const SELECT: &str = "SELECT u.id, u.email, u.password_hash, u.name, u.first_name, u.last_name,
-       u.created_at, u.updated_at, i.id, u.email_verified, u.pending_email
+       u.created_at, u.updated_at, i.id, u.email_verified, u.pending_email,
+       EXISTS (SELECT 1 FROM totp_factors t WHERE t.user_id = u.id AND t.secret IS NOT NULL)
 FROM users u LEFT JOIN images i ON i.user_id = u.id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
@@ -50,6 +53,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         image_id: r.get(8)?,
         email_verified: r.get(9)?,
         pending_email: r.get(10)?,
+        mfa_enabled: r.get(11)?,
     })
 }
 

@@ -8,12 +8,13 @@ use std::net::IpAddr;
 
 use crate::app::App;
 use crate::clock;
-use crate::db::{self, device_tokens, images, refresh_tokens, sessions, users};
+use crate::db::{self, device_tokens, images, refresh_tokens, sessions, totp_factors, users};
 use crate::domain::audit::{self, Entry, Event};
 use crate::domain::email;
 use crate::domain::ids::{self, Secret};
 use crate::domain::images::CleanImage;
 use crate::domain::keys::base64url_encode;
+use crate::domain::mfa;
 use crate::domain::throttle::Account;
 use crate::domain::validate::{self, Email};
 use crate::error::ApiError;
@@ -93,6 +94,9 @@ pub struct LoggedIn {
 /// Opens a session. The attempt counts against the email — or against the
 /// presented device token, if it is valid for this account and has failures
 /// left — and against the client address, before the password is checked.
+/// With a second factor on, the right password opens no session yet: the
+/// answer is 401 `mfa_required` with the token of the second step
+/// (`mfa::complete_login`).
 pub fn log_in(app: &App, client: &Client, login: Credentials) -> Result<LoggedIn, ApiError> {
     let now = clock::now();
     // An address that isn't valid can't belong to anyone, but it still costs a
@@ -112,8 +116,13 @@ pub fn log_in(app: &App, client: &Client, login: Credentials) -> Result<LoggedIn
         Some(hash) => Account::Device { hash, email: &key },
         None => Account::Email(&key),
     };
+    let second_factor = match &user {
+        Some(user) => totp_factors::is_on(&*app.conn()?, &user.id)?,
+        None => false,
+    };
     let stored = user.as_ref().map(|u| u.password_hash.as_str());
-    let checked = match check_password(app, client, account, &login.password, stored) {
+    let checked = match check_password(app, client, account, &login.password, stored, second_factor)
+    {
         Err(ApiError::TooManyRequests { retry_after }) => {
             if app.throttle_notes.first(&key, client.address, now) {
                 let user_id = user.as_ref().map(|u| u.id.as_str());
@@ -123,7 +132,9 @@ pub fn log_in(app: &App, client: &Client, login: Credentials) -> Result<LoggedIn
         }
         checked => checked?,
     };
-    app.metrics.login(checked.ok);
+    if !(checked.ok && second_factor) {
+        app.metrics.login(checked.ok);
+    }
     // `ok` implies a stored hash, so an account.
     let (true, Some(user)) = (checked.ok, &user) else {
         let user_id = user.as_ref().map(|u| u.id.as_str());
@@ -141,18 +152,34 @@ pub fn log_in(app: &App, client: &Client, login: Credentials) -> Result<LoggedIn
         .needs_rehash
         .then(|| app.hasher.hash(&login.password).ok())
         .flatten();
+    if second_factor {
+        let device = device.filter(|_| checked.by_device);
+        let started =
+            mfa::start_second_step(app, client, &user, device.as_ref(), rehash.as_deref())?;
+        return Err(ApiError::MfaRequired(started));
+    }
     let kept = login.device_token.filter(|_| checked.by_device);
-    open_session(app, client, user, kept, rehash.as_deref(), now)
+    open_session(
+        app,
+        client,
+        user,
+        kept,
+        rehash.as_deref(),
+        now,
+        AMR_PASSWORD,
+    )
 }
 
-/// The rows of a new session (and a new device token unless one is `kept`).
-fn open_session(
+/// The rows of a new session (and a new device token unless one is `kept`);
+/// `amr` is how the login authenticated (RFC 8176, space-separated).
+pub fn open_session(
     app: &App,
     client: &Client,
     user: users::User,
     kept: Option<Secret>,
     rehash: Option<&str>,
     now: i64,
+    amr: &'static str,
 ) -> Result<LoggedIn, ApiError> {
     let user_id = user.id.as_str();
     let session_id = ids::uuid();
@@ -165,7 +192,7 @@ fn open_session(
             id: &session_id,
             user_id,
             user_agent: client.user_agent.as_deref(),
-            amr: AMR_PASSWORD,
+            amr,
             now,
             expires_at,
         };
@@ -187,7 +214,7 @@ fn open_session(
     Ok(LoggedIn {
         user,
         session_id,
-        amr: AMR_PASSWORD.to_owned(),
+        amr: amr.to_owned(),
         refresh_token,
         device_token,
     })
@@ -445,7 +472,7 @@ pub fn user(app: &App, user_id: &str) -> Result<users::User, ApiError> {
 /// The password of an authenticated user, checked (and throttled) as at
 /// login under the account's email. A wrong one is 400 `validation_error`
 /// naming `field`: a 401 would tell clients their token is bad.
-fn confirm_password(
+pub fn confirm_password(
     app: &App,
     client: &Client,
     user: &users::User,
@@ -454,7 +481,7 @@ fn confirm_password(
 ) -> Result<(), ApiError> {
     let key = validate::email_key(&user.email);
     let stored = Some(user.password_hash.as_str());
-    match check_password(app, client, Account::Email(&key), password, stored)?.ok {
+    match check_password(app, client, Account::Email(&key), password, stored, false)?.ok {
         true => Ok(()),
         false => Err(ApiError::field(field, "is not the current password")),
     }
@@ -472,13 +499,16 @@ struct Checked {
 /// checked against a dummy hash so the time is the same) under login
 /// throttling: the attempt is counted before any hashing (429 if the account
 /// or address is blocked), so parallel guesses cannot exceed the limit; a
-/// success gives the count back.
+/// success gives the count back. Before a `second_step`, the right password
+/// neither clears the count (wrong codes must add up to the limit) nor
+/// counts as a failure.
 fn check_password(
     app: &App,
     client: &Client,
     account: Account<'_>,
     password: &str,
     stored: Option<&str>,
+    second_step: bool,
 ) -> Result<Checked, ApiError> {
     let attempt = app
         .throttle
@@ -488,7 +518,9 @@ fn check_password(
     // Overloaded: the attempt is dropped, so given back.
     let verdict = app.hasher.verify(password, stored)?;
     let ok = verdict.ok && stored.is_some();
-    if ok {
+    if ok && second_step {
+        drop(attempt);
+    } else if ok {
         attempt.succeeded();
     } else {
         attempt.failed();

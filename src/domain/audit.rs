@@ -49,6 +49,12 @@ pub enum Event {
     AdminPasswordSet,
     AdminKeyRotated,
     AdminKeyRevoked,
+    SecondFactorRequired,
+    SecondFactorOn,
+    SecondFactorOff,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    AdminSecondFactorOff,
 }
 
 /// Every variant, for the tests.
@@ -70,6 +76,12 @@ pub const ALL: &[Event] = &[
     Event::AdminPasswordSet,
     Event::AdminKeyRotated,
     Event::AdminKeyRevoked,
+    Event::SecondFactorRequired,
+    Event::SecondFactorOn,
+    Event::SecondFactorOff,
+    Event::RecoveryCodeUsed,
+    Event::RecoveryCodesRegenerated,
+    Event::AdminSecondFactorOff,
 ];
 
 impl Event {
@@ -91,6 +103,12 @@ impl Event {
             Event::AdminPasswordSet => "admin_password_set",
             Event::AdminKeyRotated => "admin_key_rotated",
             Event::AdminKeyRevoked => "admin_key_revoked",
+            Event::SecondFactorRequired => "second_factor_required",
+            Event::SecondFactorOn => "second_factor_on",
+            Event::SecondFactorOff => "second_factor_off",
+            Event::RecoveryCodeUsed => "recovery_code_used",
+            Event::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Event::AdminSecondFactorOff => "admin_second_factor_off",
         }
     }
 
@@ -110,7 +128,13 @@ impl Event {
             | Event::AdminUserDeleted
             | Event::AdminPasswordSet
             | Event::AdminKeyRotated
-            | Event::AdminKeyRevoked => "success",
+            | Event::AdminKeyRevoked
+            | Event::SecondFactorRequired
+            | Event::SecondFactorOn
+            | Event::SecondFactorOff
+            | Event::RecoveryCodeUsed
+            | Event::RecoveryCodesRegenerated
+            | Event::AdminSecondFactorOff => "success",
         }
     }
 }

@@ -254,6 +254,18 @@ pub fn notice_token_created(
     mail::queue(conn, &user.email, m, now)
 }
 
+/// The second factor was turned on or off (by the user, or by an operator).
+pub fn notice_second_factor(
+    conn: &Connection,
+    user: &users::User,
+    on: bool,
+    details: &Details,
+    now: i64,
+) -> db::Result<()> {
+    let m = compose::second_factor_changed(&user.name, on, details);
+    mail::queue(conn, &user.email, m, now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

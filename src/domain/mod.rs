@@ -13,6 +13,7 @@ pub mod ip_net;
 pub mod jwt_provider;
 pub mod key_ring;
 pub mod keys;
+pub mod mfa;
 pub mod password;
 pub mod throttle;
 pub mod token_cache;

@@ -227,6 +227,28 @@ pub fn token_created(name: &str, token_name: &str, expires: &str, details: &Deta
     })
 }
 
+pub fn second_factor_changed(name: &str, on: bool, details: &Details) -> Composed {
+    let (heading, line) = if on {
+        (
+            "a second factor was turned on",
+            "Logging in to your account now takes a code from your authenticator app (or a recovery code) after the password.",
+        )
+    } else {
+        (
+            "your second factor was turned off",
+            "Logging in to your account now takes only the password; the recovery codes no longer work.",
+        )
+    };
+    compose(Parts {
+        heading,
+        name,
+        lines: vec![line.to_string()],
+        action: None,
+        details,
+        not_you: REPORT,
+    })
+}
+
 pub fn test(details: &Details) -> Composed {
     compose(Parts {
         heading: "test mail",

@@ -9,7 +9,9 @@ use crate::domain::audit::{self, Entry, Event};
 use crate::domain::key_ring::{self, KeyState};
 use crate::domain::password::Hasher;
 use crate::domain::validate;
+use crate::domain::{email, mfa};
 use crate::mail;
+use crate::mail::compose::Details;
 use crate::ops::cleanup;
 use crate::ops::error::OpsError;
 use std::path::Path;
@@ -213,6 +215,34 @@ pub fn users_set_password(path: &Path, email: &str) -> Result<(), OpsError> {
         Ok::<_, db::Error>(ended)
     })?;
     println!("password set for {}; {ended} session(s) ended", user.email);
+    Ok(())
+}
+
+/// `latchkey users mfa-off EMAIL`: an operator's answer to a user who lost
+/// both their authenticator and their recovery codes (after checking who
+/// they are by other means). The factor, its recovery codes and any pending
+/// second login step go; the password stays.
+pub fn users_mfa_off(path: &Path, email: &str) -> Result<(), OpsError> {
+    let pool = open(path)?;
+    let mut conn = pool.get()?;
+    let user = find_user(&conn, email)?;
+    let was_on = db::write(&mut conn, |tx| {
+        let was_on = mfa::turn_off(tx, &user.id)?;
+        if was_on {
+            let origin = Client::default();
+            let entry =
+                Entry::new(Event::AdminSecondFactorOff, clock::now(), &origin).user(&user.id);
+            audit::record(tx, &entry)?;
+            let details = Details::new(clock::now(), None, None);
+            email::notice_second_factor(tx, &user, false, &details, clock::now())?;
+        }
+        Ok::<_, db::Error>(was_on)
+    })?;
+    if was_on {
+        println!("second factor turned off for {}", user.email);
+    } else {
+        println!("{} had no second factor", user.email);
+    }
     Ok(())
 }
 

@@ -1,13 +1,13 @@
 //! Deleting what has expired: refresh tokens and sessions, device tokens,
-//! private tokens, mailed-link tokens, failed mails kept for the operator,
-//! audit events past `--audit-retention`, and signing keys past their
-//! retirement. Each batch is its own short
+//! private tokens, the second steps of logins, mailed-link tokens, failed
+//! mails kept for the operator, audit events past `--audit-retention`, and
+//! signing keys past their retirement. Each batch is its own short
 //! transaction, with a pause between batches so a request waiting to write
 //! gets the lock; a sweep of a million rows never holds it for long.
 
 use crate::db::{
-    self, Connection, audit_events, device_tokens, email_tokens, outbox, private_tokens,
-    refresh_tokens, sessions, signing_keys,
+    self, Connection, audit_events, device_tokens, email_tokens, mfa_tokens, outbox,
+    private_tokens, refresh_tokens, sessions, signing_keys,
 };
 use crate::domain::tokens::MAX_LEEWAY;
 use std::time::{Duration, Instant};
@@ -31,19 +31,21 @@ pub struct Removed {
     pub private_tokens: usize,
     pub device_tokens: usize,
     pub signing_keys: usize,
+    pub mfa_tokens: usize,
     pub audit_events: usize,
     pub email_tokens: usize,
     pub outbox: usize,
 }
 
 impl Removed {
-    pub fn by_table(&self) -> [(&'static str, usize); 8] {
+    pub fn by_table(&self) -> [(&'static str, usize); 9] {
         [
             ("sessions", self.sessions),
             ("refresh_tokens", self.refresh_tokens),
             ("private_tokens", self.private_tokens),
             ("device_tokens", self.device_tokens),
             ("signing_keys", self.signing_keys),
+            ("mfa_tokens", self.mfa_tokens),
             ("audit_events", self.audit_events),
             ("email_tokens", self.email_tokens),
             ("outbox", self.outbox),
@@ -101,6 +103,7 @@ fn sweep_batches(
         )?,
         device_tokens: in_batches(conn, device_tokens::delete_expired, now, stop)?,
         signing_keys: 0,
+        mfa_tokens: in_batches(conn, mfa_tokens::delete_expired, now, stop)?,
         email_tokens: in_batches(conn, email_tokens::delete_expired, now, stop)?,
         outbox: in_batches(
             conn,
@@ -163,7 +166,9 @@ mod tests {
              INSERT INTO audit_events (id, at, event, outcome)
              VALUES ('a-old', 40, 'logout', 'success'), ('a-live', 41, 'logout', 'success');
              INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at)
-             VALUES (x'01', 'u1', 'reset', 'a@x.io', 0, 99), (x'02', 'u1', 'verify', 'a@x.io', 0, 101);",
+             VALUES (x'01', 'u1', 'reset', 'a@x.io', 0, 99), (x'02', 'u1', 'verify', 'a@x.io', 0, 101);
+             INSERT INTO mfa_tokens (token_hash, user_id, created_at, expires_at)
+             VALUES (X'01', 'u1', 0, 100), (X'02', 'u1', 0, 101);",
         )
         .unwrap();
         for i in 0..1200u32 {
@@ -191,6 +196,7 @@ mod tests {
                 private_tokens: 1,
                 device_tokens: 1,
                 signing_keys: 0,
+                mfa_tokens: 1,
                 audit_events: 1,
                 email_tokens: 1,
                 outbox: 0,

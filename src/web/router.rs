@@ -7,7 +7,7 @@ use crate::db::email_tokens::Purpose;
 use crate::domain::ids;
 use crate::error::ApiError;
 use crate::web::handlers::{
-    audit, email, images, link_pages, ops, private_tokens, profile, session,
+    audit, email, images, link_pages, mfa, ops, private_tokens, profile, session,
 };
 use crate::web::http;
 use rouille::{Request, Response};
@@ -19,6 +19,7 @@ use std::time::Instant;
 pub enum Route {
     SignUp,
     LogIn,
+    LogInMfa,
     Refresh,
     LogOut,
     LogOutAll,
@@ -35,6 +36,10 @@ pub enum Route {
     DeleteProfile,
     DeleteProfileImage,
     ChangePassword,
+    EnrolTotp,
+    ConfirmTotp,
+    DeleteTotp,
+    RegenerateRecoveryCodes,
     GetAvatar,
     ListEvents,
     Jwks,
@@ -58,6 +63,7 @@ impl Route {
         match self {
             Route::SignUp => "sign_up",
             Route::LogIn => "log_in",
+            Route::LogInMfa => "log_in_mfa",
             Route::Refresh => "refresh",
             Route::LogOut => "log_out",
             Route::LogOutAll => "log_out_all",
@@ -74,6 +80,10 @@ impl Route {
             Route::DeleteProfile => "delete_profile",
             Route::DeleteProfileImage => "delete_profile_image",
             Route::ChangePassword => "change_password",
+            Route::EnrolTotp => "enrol_totp",
+            Route::ConfirmTotp => "confirm_totp",
+            Route::DeleteTotp => "delete_totp",
+            Route::RegenerateRecoveryCodes => "regenerate_recovery_codes",
             Route::GetAvatar => "get_avatar",
             Route::ListEvents => "list_events",
             Route::Jwks => "jwks",
@@ -122,6 +132,7 @@ const TABLE: &[Entry] = &[
     entry("/api/auth/register", POST, &[("POST", Route::SignUp)]),
     entry("/login", POST, &[("POST", Route::LogIn)]),
     entry("/api/auth/login", POST, &[("POST", Route::LogIn)]),
+    entry("/login/mfa", POST, &[("POST", Route::LogInMfa)]),
     entry("/refresh", POST, &[("POST", Route::Refresh)]),
     entry("/api/auth/refresh", POST, &[("POST", Route::Refresh)]),
     entry("/logout", POST, &[("POST", Route::LogOut)]),
@@ -162,6 +173,17 @@ const TABLE: &[Entry] = &[
         &[("DELETE", Route::DeleteProfileImage)],
     ),
     entry("/password", POST, &[("POST", Route::ChangePassword)]),
+    entry(
+        "/mfa/totp",
+        &["POST", "DELETE"],
+        &[("POST", Route::EnrolTotp), ("DELETE", Route::DeleteTotp)],
+    ),
+    entry("/mfa/totp/confirm", POST, &[("POST", Route::ConfirmTotp)]),
+    entry(
+        "/mfa/recovery-codes",
+        POST,
+        &[("POST", Route::RegenerateRecoveryCodes)],
+    ),
     entry(
         "/media/avatars/{id}",
         &["GET"],
@@ -256,6 +278,7 @@ fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response,
     match matched.route {
         Route::SignUp => session::sign_up(app, request),
         Route::LogIn => session::log_in(app, request),
+        Route::LogInMfa => mfa::log_in_mfa(app, request),
         Route::Refresh => session::refresh(app, request),
         Route::LogOut => session::log_out(app, request),
         Route::LogOutAll => session::log_out_all(app, request),
@@ -272,6 +295,10 @@ fn dispatch(app: &App, matched: &Matched, request: &Request) -> Result<Response,
         Route::DeleteProfile => profile::delete_profile(app, request),
         Route::DeleteProfileImage => images::delete_profile_image(app, request),
         Route::ChangePassword => profile::change_password(app, request),
+        Route::EnrolTotp => mfa::enrol_totp(app, request),
+        Route::ConfirmTotp => mfa::confirm_totp(app, request),
+        Route::DeleteTotp => mfa::delete_totp(app, request),
+        Route::RegenerateRecoveryCodes => mfa::regenerate_recovery_codes(app, request),
         Route::GetAvatar => images::get_avatar(app, request, id),
         Route::ListEvents => audit::list_events(app, request),
         Route::Jwks => ops::jwks(app, request),

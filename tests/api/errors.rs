@@ -154,6 +154,35 @@ fn no_log_line_holds_a_password_or_a_token() {
     let resp = srv.post("/logout/all/").bearer(&second.access).send();
     assert_eq!(resp.status, 204);
 
+    // The second factor: its secret, codes, recovery codes and mfa_tokens.
+    let (mfa_account, mfa_session) = new_session(&srv, "logscan-mfa");
+    let (secret, codes) = totp::turn_on(&srv, &mfa_session.access, PASSWORD);
+    let mfa_token = totp::password_step(&srv, &mfa_account.email, PASSWORD);
+    let wrong = totp::wrong_code(&secret);
+    let resp = totp::second_step(&srv, &mfa_token, json!({ "code": wrong }));
+    assert_eq!(resp.status, 401);
+    let code = totp::code_at(&secret, now() + totp::STEP);
+    let login = totp::expect_login(&totp::second_step(
+        &srv,
+        &mfa_token,
+        json!({ "code": code }),
+    ));
+    let second_token = totp::password_step(&srv, &mfa_account.email, PASSWORD);
+    let resp = totp::second_step(&srv, &second_token, json!({ "recovery_code": codes[0] }));
+    assert_eq!(resp.status, 200);
+    secrets.extend([
+        mfa_session.access,
+        mfa_session.refresh,
+        secret,
+        mfa_token,
+        second_token,
+        wrong,
+        code,
+        login.access,
+        login.refresh,
+    ]);
+    secrets.extend(codes);
+
     let log = srv.stop();
     assert!(
         log.lines().count() >= 10,

@@ -21,6 +21,7 @@ mod limits;
 mod login;
 mod logout;
 mod mail;
+mod mfa;
 mod operations;
 mod pictures;
 mod private_tokens;

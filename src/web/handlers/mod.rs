@@ -8,6 +8,7 @@ pub mod audit;
 pub mod email;
 pub mod images;
 pub mod link_pages;
+pub mod mfa;
 pub mod ops;
 pub mod private_tokens;
 pub mod profile;
@@ -22,6 +23,7 @@ use serde::Serialize;
 pub struct UserView {
     pub id: String,
     pub email: String,
+    pub mfa_enabled: bool,
     pub email_verified: bool,
     pub pending_email: Option<String>,
     pub name: String,
@@ -37,6 +39,7 @@ impl From<User> for UserView {
         UserView {
             id: u.id,
             email: u.email,
+            mfa_enabled: u.mfa_enabled,
             email_verified: u.email_verified,
             pending_email: u.pending_email,
             name: u.name,

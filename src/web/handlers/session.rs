@@ -132,8 +132,13 @@ struct LogInResponse {
 pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
     let credentials = http::json::<LogInRequest>(request)?.validate()?;
     let session = accounts::log_in(app, &auth::client(app, request), credentials)?;
+    Ok(logged_in(app, session))
+}
+
+/// The login answer for a new session (also of `POST /login/mfa/`).
+pub fn logged_in(app: &App, session: accounts::LoggedIn) -> Response {
     let access_token = auth::access_token(app, &session.user.id, &session.session_id, &session.amr);
-    Ok(http::token_response(
+    http::token_response(
         200,
         &LogInResponse {
             access_token,
@@ -145,7 +150,7 @@ pub fn log_in(app: &App, request: &Request) -> Result<Response, ApiError> {
             device_token: session.device_token.expose().to_owned(),
             user: session.user.into(),
         },
-    ))
+    )
 }
 
 /// A refresh token in a body: `refresh_token`, or `refresh` as some clients send.

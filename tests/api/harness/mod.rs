@@ -18,6 +18,7 @@ pub mod resilience;
 pub mod server;
 pub mod smtp;
 pub mod tokens;
+pub mod totp;
 
 pub use domain::*;
 pub use http::{Conn, Request, Response};
